@@ -1,1 +1,137 @@
-fn main() {}
+//! `flux`: parse the command line, load settings, start logging, dispatch.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use flux::cli::{Cli, Command, MigrateAction};
+use flux::config::{SecretSource, Settings};
+
+/// Configuration problems exit with 2, like clap's usage errors, so scripts can tell them apart.
+const EXIT_CONFIG: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flux: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+
+    match cli.command {
+        Command::Serve { target } => {
+            let secret = match settings.resolve_jwt_secret() {
+                Ok(source) => source,
+                Err(e) => {
+                    eprintln!("flux: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            flux::telemetry::init(&settings);
+            announce(&settings, secret);
+            let server = match flux::server::Server::start(target, settings).await {
+                Ok(server) => server,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("flux: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match server.run_until_signal().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("flux: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate { action } => {
+            flux::telemetry::init(&settings);
+            migrate(&settings, action).await
+        }
+        Command::Healthcheck { url, timeout } => {
+            let url = url.unwrap_or_else(|| {
+                format!("http://127.0.0.1:{}/health/ready", settings.server.port)
+            });
+            match flux::healthcheck::probe(&url, Duration::from_secs(timeout)).await {
+                Ok(200) => ExitCode::SUCCESS,
+                Ok(status) => {
+                    eprintln!("flux healthcheck: {url} answered {status}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("flux healthcheck: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn announce(settings: &Settings, secret: SecretSource) {
+    if secret == SecretSource::GeneratedDev {
+        tracing::warn!(
+            path = %settings.data_dir.join("dev-jwt-secret").display(),
+            "NO JWT_SECRET CONFIGURED: using a generated development secret. Set JWT_SECRET (32+ bytes) \
+             before exposing this server; production refuses to start without one."
+        );
+    }
+    if std::env::var_os("USE_DATABASE").is_some() {
+        tracing::info!("USE_DATABASE is set but has no effect: flux always uses its database");
+    }
+    tracing::info!(
+        environment = settings.environment.as_str(),
+        database = %flux::config::redact_url(&settings.database.url),
+        "flux {}",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+async fn migrate(settings: &Settings, action: MigrateAction) -> ExitCode {
+    let url = &settings.database.url;
+    let shown = flux::config::redact_url(url);
+    let result = match action {
+        MigrateAction::Run => {
+            println!("applying migrations to {shown}");
+            flux::db::migrate::run(url).await.map(|applied| {
+                if applied.is_empty() {
+                    println!("nothing to do: the schema is up to date");
+                }
+                for version in applied {
+                    println!("applied  {version}");
+                }
+            })
+        }
+        MigrateAction::Status => flux::db::migrate::status(url).await.map(|list| {
+            println!("migrations of {shown}");
+            for m in list {
+                println!(
+                    "{}  {}",
+                    if m.applied { "applied" } else { "pending" },
+                    m.version
+                );
+            }
+        }),
+        MigrateAction::Revert { steps } => {
+            println!("reverting {steps} migration(s) of {shown}");
+            flux::db::migrate::revert(url, steps).await.map(|reverted| {
+                if reverted.is_empty() {
+                    println!("nothing to revert");
+                }
+                for version in reverted {
+                    println!("reverted {version}");
+                }
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flux migrate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Authentication: access tokens now; signup, login, refresh and sessions arrive with the accounts work.
+
+pub mod token;

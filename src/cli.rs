@@ -1,0 +1,108 @@
+//! Command line: `flux serve <target>`, `flux migrate …`, `flux healthcheck`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flux",
+    version,
+    about = "FluxStudio backend: accounts, messaging and collaboration in one binary",
+    long_about = "FluxStudio backend: accounts, messaging (REST + Socket.IO) and Yjs collaboration in one binary.\n\n\
+With no configuration, `flux serve all` keeps its data in ./data/flux.db (SQLite) and listens on \
+3001 (HTTP + Socket.IO) and 3003 (collaboration). Every setting and its default is documented in \
+Settings.toml; environment variables FLUX__SECTION__KEY and the legacy names (PORT, DATABASE_URL, \
+JWT_SECRET, …) override it.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Settings file layered over the built-in defaults (TOML; only the keys you change).
+    #[arg(long, global = true, value_name = "FILE", env = "FLUX_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server target.
+    Serve {
+        #[arg(value_enum)]
+        target: Target,
+    },
+    /// Schema operations (never implicit in production).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Exit 0 when the server's /health/ready answers 200 (for container health checks).
+    Healthcheck {
+        /// Readiness URL to probe; defaults to http://127.0.0.1:<PORT>/health/ready.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Production: auth, accounts, messaging and metrics on PORT (3001), Socket.IO /messaging and /auth.
+    Unified,
+    /// Rollback split: the legacy auth service on PORT (3001).
+    Auth,
+    /// Rollback split: the legacy messaging service on MESSAGING_PORT (3002), Socket.IO on / and /messaging.
+    Messaging,
+    /// The Yjs collaboration service on COLLAB_PORT (3003).
+    Collab,
+    /// Development: unified on 3001 and collab on 3003 in one process.
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Run,
+    /// List migrations, applied or pending.
+    Status,
+    /// Revert the most recent migrations.
+    Revert {
+        /// How many migrations to revert.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_targets() {
+        let cli = Cli::try_parse_from(["flux", "serve", "unified"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Serve {
+                target: Target::Unified
+            }
+        ));
+        assert!(Cli::try_parse_from(["flux", "serve", "nope"]).is_err());
+        let cli = Cli::try_parse_from(["flux", "migrate", "revert", "--steps", "2"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Migrate {
+                action: MigrateAction::Revert { steps: 2 }
+            }
+        ));
+    }
+}

@@ -1,0 +1,26 @@
+//! Cargo features gate which targets a build can run (`auth`, `messaging`, `collab`, `redis`; all on
+//! by default), so a slimmer binary refuses a target it cannot serve instead of serving half of it.
+
+use crate::cli::Target;
+
+pub fn ensure(target: Target) -> anyhow::Result<()> {
+    let needs: &[(&str, bool)] = match target {
+        Target::Unified | Target::All => &[
+            ("auth", cfg!(feature = "auth")),
+            ("messaging", cfg!(feature = "messaging")),
+        ],
+        Target::Auth => &[("auth", cfg!(feature = "auth"))],
+        Target::Messaging => &[("messaging", cfg!(feature = "messaging"))],
+        Target::Collab => &[("collab", cfg!(feature = "collab"))],
+    };
+    let collab_too = target == Target::All && !cfg!(feature = "collab");
+    for (name, enabled) in needs {
+        if !enabled {
+            anyhow::bail!("this flux was built without the `{name}` feature, which `serve {target:?}` needs");
+        }
+    }
+    if collab_too {
+        anyhow::bail!("this flux was built without the `collab` feature, which `serve all` needs");
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! `/health`, `/health/live`, `/health/ready` and `/services` on every listener (CONTRACT §10).
+
+use actix_web::{web, HttpResponse};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::state::{AppState, Listener};
+use crate::topology::{ListenerKind, Module, ModuleState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/services", web::get().to(services));
+}
+
+pub fn iso_now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+async fn health(state: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
+    let uptime = state.started.elapsed();
+    let memory = memory_json();
+    match listener.kind {
+        ListenerKind::Unified => HttpResponse::Ok().json(json!({
+            "status": "healthy",
+            "service": "unified-backend",
+            "timestamp": iso_now(),
+            "services": ["auth", "messaging"],
+            "port": listener.port,
+            "uptime": uptime.as_secs_f64(),
+            "memory": memory,
+        })),
+        ListenerKind::Auth => {
+            let db_ok = state.db.ping().await.is_ok();
+            let mut checks = json!({
+                "database": if db_ok { "ok" } else { "error" },
+                "oauth": if state.settings.auth.google_client_id.is_empty() { "not_configured" } else { "configured" },
+                "storageType": state.db.backend().to_string(),
+            });
+            let mut body = json!({
+                "status": if db_ok { "ok" } else { "error" },
+                "service": "auth-service",
+                "port": listener.port,
+                "uptime": uptime.as_millis() as u64,
+                "timestamp": iso_now(),
+                "memory": memory,
+                "pid": std::process::id(),
+                "checks": checks.take(),
+            });
+            if db_ok {
+                HttpResponse::Ok().json(body)
+            } else {
+                body["error"] = json!("database unreachable");
+                HttpResponse::ServiceUnavailable().json(body)
+            }
+        }
+        ListenerKind::Messaging => HttpResponse::Ok().json(json!({
+            "status": "UP",
+            "service": "messaging-service",
+            "port": listener.port,
+            "uptime": uptime.as_secs_f64() * 1000.0,
+            "memory": memory,
+            "activeUsers": socket_count(&listener, "/"),
+            "timestamp": iso_now(),
+            "environment": state.settings.environment.as_str(),
+            "features": { "websocket": true, "fileUpload": cfg!(feature = "auth") },
+        })),
+        ListenerKind::Collab => {
+            let stats = listener.collab.as_ref().map(|c| c.snapshot()).unwrap_or_default();
+            HttpResponse::Ok().json(json!({
+                "status": "healthy",
+                "service": "collaboration-server",
+                "port": listener.port,
+                "uptime": uptime.as_secs(),
+                "connections": stats.connections,
+                "totalConnections": stats.total_connections,
+                "activeRooms": stats.rooms.len(),
+                "rooms": stats.rooms.keys().collect::<Vec<_>>(),
+                "messagesProcessed": stats.messages,
+                "timestamp": iso_now(),
+            }))
+        }
+    }
+}
+
+async fn live(listener: web::Data<Listener>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive", "service": listener.kind.service_name() }))
+}
+
+/// Ready only when every module is; the database is probed live, so a store that comes back after an
+/// outage turns the answer to 200 again without a restart.
+async fn ready(state: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
+    let service = listener.kind.service_name();
+    let db = state.db.ping().await;
+    let db_state = state.modules.state(Module::Database);
+    // A module still starting (migrations under way) stays as it is; otherwise the probe decides.
+    if db_state != Some(ModuleState::Starting) && db_state != Some(ModuleState::Stopping) {
+        state.modules.set(
+            Module::Database,
+            if db.is_ok() { ModuleState::Ready } else { ModuleState::Degraded },
+        );
+    }
+    if let Err(e) = &db {
+        tracing::warn!(error = %e, "readiness: database unreachable");
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready", "service": service, "error": "database unreachable",
+        }));
+    }
+    if !state.modules.all_ready() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not_ready", "service": service, "error": "modules starting",
+            "modules": state.modules.report(),
+        }));
+    }
+    HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "service": service,
+        "dependencies": { "database": "ok", "storageType": state.db.backend().to_string() },
+    }))
+}
+
+async fn services(state: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
+    let namespaces: serde_json::Map<String, Value> = listener
+        .io
+        .as_ref()
+        .map(|io| {
+            io.nsps()
+                .into_iter()
+                .filter_map(|op| {
+                    let path = op.ns_path().to_string();
+                    Some((path, json!({ "sockets": op.sockets().len() })))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    HttpResponse::Ok().json(json!({
+        "target": state.target,
+        "service": listener.kind.service_name(),
+        "ready": state.modules.all_ready(),
+        "modules": state.modules.report(),
+        "socketio": { "namespaces": namespaces },
+    }))
+}
+
+fn socket_count(listener: &Listener, ns: &str) -> usize {
+    listener
+        .io
+        .as_ref()
+        .and_then(|io| io.of(ns))
+        .map(|op| op.sockets().len())
+        .unwrap_or(0)
+}
+
+/// The five memory keys the Node services reported, mapped to what Linux knows of this process:
+/// `rss` resident set, `heapTotal` data segment, `heapUsed` anonymous resident memory, `external`
+/// file-backed and shared resident memory; `arrayBuffers` has no counterpart and stays 0.
+pub fn memory_json() -> Value {
+    let m = read_proc_status();
+    json!({
+        "rss": m.rss,
+        "heapTotal": m.data,
+        "heapUsed": m.anon,
+        "external": m.file_and_shmem,
+        "arrayBuffers": 0,
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessMemory {
+    pub rss: u64,
+    pub data: u64,
+    pub anon: u64,
+    pub file_and_shmem: u64,
+}
+
+pub fn read_proc_status() -> ProcessMemory {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return ProcessMemory::default();
+    };
+    let mut m = ProcessMemory::default();
+    for line in status.lines() {
+        let Some((key, rest)) = line.split_once(':') else { continue };
+        let kib: u64 = rest
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let bytes = kib * 1024;
+        match key {
+            "VmRSS" => m.rss = bytes,
+            "VmData" => m.data = bytes,
+            "RssAnon" => m.anon = bytes,
+            "RssFile" | "RssShmem" => m.file_and_shmem += bytes,
+            _ => {}
+        }
+    }
+    m
+}

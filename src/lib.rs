@@ -1,0 +1,18 @@
+//! flux: the FluxStudio backend in one binary. See README.md and ARCHITECTURE in `../shared`.
+
+pub mod auth;
+pub mod cli;
+pub mod collab;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod features;
+pub mod health;
+pub mod healthcheck;
+pub mod messaging;
+pub mod monitor;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod topology;
+pub mod web;

@@ -1,0 +1,4 @@
+//! Messaging: Socket.IO `/messaging` (and `/` on the legacy messaging port); REST arrives with the
+//! messaging work.
+
+pub mod socket;

@@ -1,0 +1,30 @@
+//! What every handler can reach: settings, storage, token keys and the live module states.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use socketioxide::SocketIo;
+
+use crate::auth::token::TokenKeys;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::topology::{ListenerKind, Modules};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub tokens: TokenKeys,
+    pub modules: Arc<Modules>,
+    pub target: crate::cli::Target,
+    pub started: Instant,
+}
+
+/// One HTTP listener of the target: what its `/health` calls itself, its port, its Socket.IO server.
+#[derive(Clone)]
+pub struct Listener {
+    pub kind: ListenerKind,
+    pub port: u16,
+    pub io: Option<SocketIo>,
+    pub collab: Option<Arc<crate::collab::CollabStats>>,
+}

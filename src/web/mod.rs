@@ -1,0 +1,88 @@
+//! HTTP plumbing shared by every listener: CORS, security headers, request ids, body limits, the JSON
+//! 404, and the Socket.IO bridge.
+
+pub mod cors;
+pub mod request;
+pub mod socketio;
+
+use actix_web::http::StatusCode;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{error, web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+/// Headers helmet set on the original; the API serves JSON only, so the CSP can be shut tight.
+pub fn security_headers(production: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    if production {
+        headers.add((
+            "Strict-Transport-Security",
+            "max-age=15552000; includeSubDomains",
+        ))
+    } else {
+        headers
+    }
+}
+
+/// Body limits and clear 4xx answers for bodies that are too large, mistyped or malformed.
+pub fn body_limits(cfg: &mut web::ServiceConfig, limit: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(limit)
+            .error_handler(|err, _req| json_error(err).into()),
+    )
+    .app_data(web::PayloadConfig::default().limit(limit))
+    .app_data(
+        web::FormConfig::default()
+            .limit(limit)
+            .error_handler(|_err, _req| {
+                ApiError::bad_request("invalid_form", "Invalid form body").into()
+            }),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|_err, _req| ApiError::not_found("API endpoint not found").into()),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request("invalid_query", format!("Invalid query string: {err}")).into()
+    }));
+}
+
+fn json_error(err: error::JsonPayloadError) -> ApiError {
+    use error::JsonPayloadError as E;
+    match err {
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::with_body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            serde_json::json!({ "message": "Request body too large", "limit": limit }),
+        ),
+        E::ContentType => ApiError::message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ),
+        E::Deserialize(e) if e.is_data() => ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            serde_json::json!({ "message": "Invalid request body", "error": e.to_string() }),
+        ),
+        E::Deserialize(_) | E::Serialize(_) => {
+            ApiError::bad_request("malformed_json", "Malformed JSON body")
+        }
+        _ => ApiError::bad_request("unreadable_body", "Request body could not be read"),
+    }
+}
+
+/// Every unmatched path answers JSON, never actix's empty 404 or an HTML page.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    tracing::debug!(path = %req.path(), "no route");
+    HttpResponse::NotFound().json(serde_json::json!({ "message": "API endpoint not found" }))
+}

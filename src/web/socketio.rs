@@ -1,0 +1,192 @@
+//! The actix-web ↔ socketioxide bridge: Socket.IO on the same port as the REST routes.
+//!
+//! socketioxide is a tower service without an actix integration. Since 0.18.8 it accepts an already
+//! upgraded byte stream, so:
+//! - polling requests are converted to `http` 1.x requests (bounded body), sent through the service,
+//!   and the answer is copied back;
+//! - websocket upgrades are answered (101) by actix itself, and the raw connection bytes are joined to
+//!   socketioxide through a `tokio::io::duplex` pair; socketioxide does the websocket framing.
+//!
+//! actix-web 4 speaks `http` 0.2 and socketioxide `http` 1.x, so heads are converted field by field.
+
+use std::net::SocketAddr;
+
+use actix_web::body::{BodyStream, MessageBody};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use socketioxide::adapter::LocalAdapter;
+use engineioxide::service::NotFoundService;
+use socketioxide::service::SocketIoService;
+use tokio::io::AsyncWriteExt;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+
+/// Room for one Engine.IO frame in flight each way; socketioxide reads as fast as actix writes.
+const DUPLEX_BUFFER: usize = 64 * 1024;
+
+/// The socketioxide service shared by every actix worker of one listener.
+#[derive(Clone)]
+pub struct SocketIoBridge {
+    service: SocketIoService<NotFoundService, LocalAdapter>,
+    max_polling_body: usize,
+}
+
+impl SocketIoBridge {
+    pub fn new(
+        service: SocketIoService<NotFoundService, LocalAdapter>,
+        max_payload: u64,
+    ) -> Self {
+        // A polling POST carries at most one max-size packet plus its framing.
+        let max_polling_body = usize::try_from(max_payload)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1024);
+        SocketIoBridge {
+            service,
+            max_polling_body,
+        }
+    }
+}
+
+/// Mount under `/socket.io` (the path the frontend's clients use).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::scope("/socket.io").default_service(web::to(dispatch)));
+}
+
+async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    bridge: web::Data<SocketIoBridge>,
+) -> Result<HttpResponse, ApiError> {
+    if is_websocket_upgrade(&req) {
+        websocket(req, payload, bridge.get_ref().clone()).await
+    } else {
+        polling(req, payload, bridge.get_ref().clone()).await
+    }
+}
+
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn bad_transport(reason: &str) -> ApiError {
+    ApiError::with_body(
+        StatusCode::BAD_REQUEST,
+        "bad_socketio_request",
+        serde_json::json!({ "code": 3, "message": "Bad request", "reason": reason }),
+    )
+}
+
+/// The actix request head as an `http` 1.x request, with the peer address in its extensions so
+/// socket handlers can rate-limit by client.
+fn convert_head<B>(req: &HttpRequest, body: B) -> Result<http::Request<B>, ApiError> {
+    let mut builder = http::Request::builder()
+        .method(req.method().as_str())
+        .uri(req.uri().to_string());
+    for (name, value) in req.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    let mut converted = builder
+        .body(body)
+        .map_err(|_| bad_transport("malformed request head"))?;
+    if let Some(peer) = req.peer_addr() {
+        converted.extensions_mut().insert::<SocketAddr>(peer);
+    }
+    Ok(converted)
+}
+
+async fn polling(
+    req: HttpRequest,
+    payload: web::Payload,
+    bridge: SocketIoBridge,
+) -> Result<HttpResponse, ApiError> {
+    let body = match payload.to_bytes_limited(bridge.max_polling_body).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return Err(bad_transport("body could not be read")),
+        Err(_) => {
+            return Err(ApiError::message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ))
+        }
+    };
+    let request = convert_head(&req, Full::new(body))?;
+    let response = match bridge.service.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|e| ApiError::internal("Socket.IO transport error", format!("{e:?}")))?;
+
+    let status = StatusCode::from_u16(parts.status.as_u16())
+        .map_err(|e| ApiError::internal("Socket.IO transport error", e))?;
+    let mut out = HttpResponse::build(status);
+    for (name, value) in &parts.headers {
+        // actix computes the length itself; a copied one would disagree after re-encoding.
+        if name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        out.append_header((name.as_str(), value.as_bytes()));
+    }
+    Ok(out.body(bytes))
+}
+
+async fn websocket(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    bridge: SocketIoBridge,
+) -> Result<HttpResponse, ApiError> {
+    let mut handshake = actix_http::ws::handshake(req.head())
+        .map_err(|_| bad_transport("websocket handshake refused"))?;
+
+    let (server_side, client_side) = tokio::io::duplex(DUPLEX_BUFFER);
+    let request = convert_head(&req, ())?;
+    // Validates EIO/sid before the 101 goes out, so a bad query gets a plain 400.
+    bridge
+        .service
+        .oneshot((server_side, request))
+        .await
+        .map_err(|_| bad_transport("bad handshake query"))?;
+
+    let (from_socketio, mut to_socketio) = tokio::io::split(client_side);
+    // Dropped with the response body: tells the pump that actix gave up on the connection.
+    let (closed_tx, mut closed_rx) = tokio::sync::oneshot::channel::<()>();
+
+    // actix's Payload is !Send, so the pump runs on this worker's local executor.
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::select! {
+                chunk = payload.next() => match chunk {
+                    Some(Ok(bytes)) => {
+                        if to_socketio.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ => break,
+                },
+                _ = &mut closed_rx => break,
+            }
+        }
+        // EOF on socketioxide's side: it closes the socket at once instead of waiting for ping timeout.
+        let _ = to_socketio.shutdown().await;
+    });
+
+    let body = tokio_util::io::ReaderStream::new(from_socketio).map(move |chunk| {
+        let _keep_alive = &closed_tx;
+        chunk
+    });
+    let response = handshake
+        .message_body(BodyStream::new(body).boxed())
+        .map_err(|e| ApiError::internal("Socket.IO transport error", e))?;
+    Ok(response.into())
+}
