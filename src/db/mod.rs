@@ -25,3 +25,8 @@ pub mod migrate {
     pub async fn status(_url: &str) -> Result<Vec<MigrationInfo>, super::DbError> { Ok(vec![]) }
     pub async fn revert(_url: &str, _steps: u32) -> Result<Vec<String>, super::DbError> { Ok(vec![]) }
 }
+pub mod testing {
+    pub async fn create_database(_admin: &str, _name: &str) -> Result<(), super::DbError> { Ok(()) }
+    pub async fn drop_database(_admin: &str, _name: &str) -> Result<(), super::DbError> { Ok(()) }
+    pub fn url_with_database(admin: &str, _name: &str) -> String { admin.to_string() }
+}

@@ -86,3 +86,70 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     tracing::debug!(path = %req.path(), "no route");
     HttpResponse::NotFound().json(serde_json::json!({ "message": "API endpoint not found" }))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{test, App};
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+    }
+
+    async fn echo(body: web::Json<Body>) -> HttpResponse {
+        HttpResponse::Ok().json(serde_json::json!({ "name": body.name }))
+    }
+
+    async fn call(payload: &'static [u8], content_type: &str) -> (u16, serde_json::Value) {
+        let app = test::init_service(
+            App::new()
+                .configure(|cfg| body_limits(cfg, 64))
+                .route("/echo", web::post().to(echo))
+                .default_service(web::to(not_found)),
+        )
+        .await;
+        let req = test::TestRequest::post()
+            .uri("/echo")
+            .insert_header(("content-type", content_type))
+            .set_payload(payload)
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        let status = res.status().as_u16();
+        let body: serde_json::Value = test::read_body_json(res).await;
+        (status, body)
+    }
+
+    #[actix_web::test]
+    async fn bad_bodies_get_clear_4xx_json() {
+        assert_eq!(call(br#"{"name":"a"}"#, "application/json").await.0, 200);
+
+        let (status, body) = call(b"{\"name\": ", "application/json").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["message"], "Malformed JSON body");
+
+        let (status, body) = call(br#"{"name": 5}"#, "application/json").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["message"], "Invalid request body");
+        assert!(body["error"].as_str().unwrap().contains("invalid type"));
+
+        let (status, body) = call(br#"{"nom": "x"}"#, "application/json").await;
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains("missing field"));
+
+        let oversize: &'static [u8] = Box::leak(
+            format!(r#"{{"name":"{}"}}"#, "x".repeat(100))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let (status, body) = call(oversize, "application/json").await;
+        assert_eq!(status, 413);
+        assert_eq!(body["limit"], 64);
+
+        let (status, _) = call(br#"{"name":"a"}"#, "text/plain").await;
+        assert_eq!(status, 415);
+    }
+}
