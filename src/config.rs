@@ -196,13 +196,30 @@ const LEGACY_ENV: &[(&str, &str, Option<&str>)] = &[
     ("JWT_SECRET", "auth.jwt_secret", None),
     ("REDIS_URL", "redis.url", None),
     ("GOOGLE_CLIENT_ID", "auth.google_client_id", None),
-    ("RATE_LIMIT_WINDOW_MS", "rate_limit.window_ms", Some("integer")),
-    ("RATE_LIMIT_MAX_REQUESTS", "rate_limit.max_requests", Some("integer")),
-    ("AUTH_RATE_LIMIT_MAX", "rate_limit.auth_max", Some("integer")),
+    (
+        "RATE_LIMIT_WINDOW_MS",
+        "rate_limit.window_ms",
+        Some("integer"),
+    ),
+    (
+        "RATE_LIMIT_MAX_REQUESTS",
+        "rate_limit.max_requests",
+        Some("integer"),
+    ),
+    (
+        "AUTH_RATE_LIMIT_MAX",
+        "rate_limit.auth_max",
+        Some("integer"),
+    ),
 ];
 
 /// Secrets that may come from `<NAME>_FILE` (Docker/Kubernetes secrets).
-const FILE_SECRETS: &[&str] = &["JWT_SECRET", "DATABASE_URL", "REDIS_URL", "GOOGLE_CLIENT_ID"];
+const FILE_SECRETS: &[&str] = &[
+    "JWT_SECRET",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "GOOGLE_CLIENT_ID",
+];
 
 impl Settings {
     /// Load from the process environment.
@@ -216,8 +233,7 @@ impl Settings {
         config_file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Settings, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = config_file {
             if !path.is_file() {
                 return Err(ConfigError::Invalid(format!(
@@ -303,7 +319,7 @@ impl Settings {
             ));
         }
         let redis = &self.redis.url;
-        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(ConfigError::key(
                 "redis.url (REDIS_URL)",
                 "redis://host:port or empty",
@@ -518,12 +534,18 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(s.cors.origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(
+            s.cors.origins,
+            vec!["https://a.example", "https://b.example"]
+        );
         assert_eq!(s.database.url, "postgres://flux@db/flux");
         assert_eq!(s.rate_limit.max_requests, 50);
         assert_eq!(s.rate_limit.auth_max, 7);
         assert!(s.environment.is_production());
-        assert!(!s.migrates_on_start(), "production never migrates implicitly");
+        assert!(
+            !s.migrates_on_start(),
+            "production never migrates implicitly"
+        );
         assert_eq!(s.auth.google_client_id, "abc.apps.googleusercontent.com");
     }
 
@@ -538,7 +560,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(s.cors.origins, vec!["https://x.example", "https://y.example"]);
+        assert_eq!(
+            s.cors.origins,
+            vec!["https://x.example", "https://y.example"]
+        );
         assert_eq!(s.auth.csrf, CsrfMode::Strict);
         assert_eq!(s.environment, RunEnvironment::Test);
     }
@@ -563,13 +588,16 @@ mod tests {
 
         let err = Settings::load_from(None, &env(&[("JWT_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("at least 32 bytes"), "{err}");
-        assert!(!err.to_string().contains("short"), "the secret is never echoed");
+        assert!(
+            !err.to_string().contains("short"),
+            "the secret is never echoed"
+        );
 
         let err = Settings::load_from(None, &env(&[("NODE_ENV", "production")])).unwrap_err();
         assert!(err.to_string().contains("required in production"), "{err}");
 
-        let err = Settings::load_from(Some(Path::new("/nonexistent/flux.toml")), &env(&[]))
-            .unwrap_err();
+        let err =
+            Settings::load_from(Some(Path::new("/nonexistent/flux.toml")), &env(&[])).unwrap_err();
         assert!(err.to_string().contains("no such file"), "{err}");
     }
 
@@ -590,11 +618,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let secret = dir.join("jwt");
         std::fs::write(&secret, "  s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t \n").unwrap();
-        let s = Settings::load_from(
-            None,
-            &env(&[("JWT_SECRET_FILE", secret.to_str().unwrap())]),
-        )
-        .unwrap();
+        let s = Settings::load_from(None, &env(&[("JWT_SECRET_FILE", secret.to_str().unwrap())]))
+            .unwrap();
         assert_eq!(s.auth.jwt_secret, "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t");
         assert!(!format!("{:?}", s.auth).contains("s3cr3t"));
         std::fs::remove_dir_all(dir).unwrap();

@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn internal_hides_the_cause() {
-        let e = ApiError::internal("Error creating team", "UNIQUE constraint failed: users.email");
+        let e = ApiError::internal(
+            "Error creating team",
+            "UNIQUE constraint failed: users.email",
+        );
         assert_eq!(e.body(), &json!({"message": "Error creating team"}));
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }

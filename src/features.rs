@@ -16,7 +16,9 @@ pub fn ensure(target: Target) -> anyhow::Result<()> {
     let collab_too = target == Target::All && !cfg!(feature = "collab");
     for (name, enabled) in needs {
         if !enabled {
-            anyhow::bail!("this flux was built without the `{name}` feature, which `serve {target:?}` needs");
+            anyhow::bail!(
+                "this flux was built without the `{name}` feature, which `serve {target:?}` needs"
+            );
         }
     }
     if collab_too {

@@ -67,7 +67,11 @@ async fn health(state: web::Data<AppState>, listener: web::Data<Listener>) -> Ht
             "features": { "websocket": true, "fileUpload": cfg!(feature = "auth") },
         })),
         ListenerKind::Collab => {
-            let stats = listener.collab.as_ref().map(|c| c.snapshot()).unwrap_or_default();
+            let stats = listener
+                .collab
+                .as_ref()
+                .map(|c| c.snapshot())
+                .unwrap_or_default();
             HttpResponse::Ok().json(json!({
                 "status": "healthy",
                 "service": "collaboration-server",
@@ -98,7 +102,11 @@ async fn ready(state: web::Data<AppState>, listener: web::Data<Listener>) -> Htt
     if db_state != Some(ModuleState::Starting) && db_state != Some(ModuleState::Stopping) {
         state.modules.set(
             Module::Database,
-            if db.is_ok() { ModuleState::Ready } else { ModuleState::Degraded },
+            if db.is_ok() {
+                ModuleState::Ready
+            } else {
+                ModuleState::Degraded
+            },
         );
     }
     if let Err(e) = &db {
@@ -127,9 +135,9 @@ async fn services(state: web::Data<AppState>, listener: web::Data<Listener>) -> 
         .map(|io| {
             io.nsps()
                 .into_iter()
-                .filter_map(|op| {
+                .map(|op| {
                     let path = op.ns_path().to_string();
-                    Some((path, json!({ "sockets": op.sockets().len() })))
+                    (path, json!({ "sockets": op.sockets().len() }))
                 })
                 .collect()
         })
@@ -180,7 +188,9 @@ pub fn read_proc_status() -> ProcessMemory {
     };
     let mut m = ProcessMemory::default();
     for line in status.lines() {
-        let Some((key, rest)) = line.split_once(':') else { continue };
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
         let kib: u64 = rest
             .trim()
             .trim_end_matches("kB")

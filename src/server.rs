@@ -129,7 +129,11 @@ impl Server {
         };
         if let Some((index, result)) = stopped_by_itself {
             let kind = self.listeners[index].kind;
-            tracing::error!(service = kind.service_name(), ?result, "listener stopped unexpectedly");
+            tracing::error!(
+                service = kind.service_name(),
+                ?result,
+                "listener stopped unexpectedly"
+            );
         }
         self.shutdown().await;
         Ok(())
@@ -205,7 +209,8 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
     let port = listener_port(kind, &settings);
     let socketio = socketio_for(kind, state);
     let io = socketio.as_ref().map(|(_, io)| io.clone());
-    let collab = (kind == ListenerKind::Collab).then(|| Arc::new(crate::collab::CollabStats::new()));
+    let collab =
+        (kind == ListenerKind::Collab).then(|| Arc::new(crate::collab::CollabStats::new()));
 
     let app_state = web::Data::new(state.clone());
     let listener = web::Data::new(Listener {

@@ -60,7 +60,8 @@ async fn on_connect(s: SocketRef) {
     let Some(identity) = s.extensions.get::<Identity>() else {
         return;
     };
-    let span = tracing::info_span!("socket", sid = %s.id, ns = %s.ns(), user_id = %identity.user_id);
+    let span =
+        tracing::info_span!("socket", sid = %s.id, ns = %s.ns(), user_id = %identity.user_id);
     let _entered = span.enter();
     tracing::debug!("connected");
     s.join(format!("user:{}", identity.user_id));

@@ -96,4 +96,3 @@ pub async fn middleware(
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     Ok(response)
 }
-

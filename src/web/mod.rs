@@ -2,6 +2,8 @@
 //! 404, and the Socket.IO bridge.
 
 pub mod cors;
+pub mod identity;
+pub mod paging;
 pub mod request;
 pub mod socketio;
 

@@ -14,10 +14,10 @@ use std::net::SocketAddr;
 use actix_web::body::{BodyStream, MessageBody};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use engineioxide::service::NotFoundService;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use socketioxide::adapter::LocalAdapter;
-use engineioxide::service::NotFoundService;
 use socketioxide::service::SocketIoService;
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
@@ -35,10 +35,7 @@ pub struct SocketIoBridge {
 }
 
 impl SocketIoBridge {
-    pub fn new(
-        service: SocketIoService<NotFoundService, LocalAdapter>,
-        max_payload: u64,
-    ) -> Self {
+    pub fn new(service: SocketIoService<NotFoundService, LocalAdapter>, max_payload: u64) -> Self {
         // A polling POST carries at most one max-size packet plus its framing.
         let max_polling_body = usize::try_from(max_payload)
             .unwrap_or(usize::MAX)
