@@ -525,6 +525,7 @@ async fn ping_fails_then_recovers_when_postgres_restarts() -> TestResult {
         acquire_timeout: std::time::Duration::from_secs(2),
         ..test_db.options()
     };
+    migrate::run(&test_db.url).await?;
     let db = Db::connect(&options).await?;
     db.ping().await?;
     // Keep several connections in the pool so stale ones must be discarded.
