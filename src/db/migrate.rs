@@ -4,9 +4,10 @@
 //! URL, so it can run before the pools exist.
 //!
 //! The work runs on tokio's blocking pool: diesel's migration harness is synchronous, and for
-//! PostgreSQL diesel-async bridges it with `block_in_place`. Call these functions from a
-//! multi-thread runtime (`#[tokio::main]`, or `#[tokio::test(flavor = "multi_thread")]`), before or
-//! outside the HTTP workers.
+//! PostgreSQL diesel-async bridges it with `block_in_place`, which panics on a current-thread
+//! runtime's own thread but is fine on a blocking-pool thread. So these functions work from any
+//! tokio runtime (the tests use both kinds); the CLI calls them from `#[tokio::main]`, before the
+//! HTTP workers start.
 
 use super::pool::sqlite_pragmas;
 use super::url::{self, Target};

@@ -50,7 +50,7 @@
 //!
 //! # Portable SQL
 //!
-//! - Case-insensitive matching: `lower(col).like(lower(pattern))` with [`lower`] and
+//! - Case-insensitive matching: `lower(col).like(lower(pattern))` with [`lower()`] and
 //!   [`like_contains`] (`LIKE` alone is case-sensitive on PostgreSQL only; SQLite's `lower` folds
 //!   ASCII only).
 //! - Timestamps come from the application ([`now`]), never from SQL defaults.
