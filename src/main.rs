@@ -111,20 +111,22 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> ExitCode {
                 println!(
                     "{}  {}",
                     if m.applied { "applied" } else { "pending" },
-                    m.version
+                    m.name
                 );
             }
         }),
         MigrateAction::Revert { steps } => {
             println!("reverting {steps} migration(s) of {shown}");
-            flux::db::migrate::revert(url, steps).await.map(|reverted| {
-                if reverted.is_empty() {
-                    println!("nothing to revert");
-                }
-                for version in reverted {
-                    println!("reverted {version}");
-                }
-            })
+            flux::db::migrate::revert(url, steps as usize)
+                .await
+                .map(|reverted| {
+                    if reverted.is_empty() {
+                        println!("nothing to revert");
+                    }
+                    for version in reverted {
+                        println!("reverted {version}");
+                    }
+                })
         }
     };
     match result {

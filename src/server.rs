@@ -328,7 +328,7 @@ async fn prepare_once(settings: &Settings) -> anyhow::Result<()> {
         .await?
         .into_iter()
         .filter(|m| !m.applied)
-        .map(|m| m.version)
+        .map(|m| m.name)
         .collect();
     if !pending.is_empty() {
         anyhow::bail!(

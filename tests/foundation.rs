@@ -24,7 +24,15 @@ async fn unified_health_matches_the_contract() {
         assert_eq!(status, 200);
         assert_eq!(
             keys(&body),
-            ["status", "service", "timestamp", "services", "port", "uptime", "memory"],
+            [
+                "status",
+                "service",
+                "timestamp",
+                "services",
+                "port",
+                "uptime",
+                "memory"
+            ],
             "field order as the original emits it"
         );
         assert_eq!(body["status"], "healthy");
@@ -39,7 +47,13 @@ async fn unified_health_matches_the_contract() {
         assert!(ts.ends_with('Z') && ts.len() == 24, "ISO with millis: {ts}");
 
         let (status, body) = t.get(ListenerKind::Unified, "/health/live").await;
-        assert_eq!((status, body), (200, serde_json::json!({"status": "alive", "service": "unified-backend"})));
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                serde_json::json!({"status": "alive", "service": "unified-backend"})
+            )
+        );
 
         let (status, body) = t.get(ListenerKind::Unified, "/health/ready").await;
         assert_eq!(status, 200, "{body}");
@@ -47,7 +61,11 @@ async fn unified_health_matches_the_contract() {
         assert_eq!(body["dependencies"]["database"], "ok");
         assert_eq!(
             body["dependencies"]["storageType"],
-            if backend == Backend::Sqlite { "sqlite" } else { "postgresql" }
+            if backend == Backend::Sqlite {
+                "sqlite"
+            } else {
+                "postgresql"
+            }
         );
         t.stop().await;
     }
@@ -82,11 +100,21 @@ async fn each_split_service_reports_its_own_health() {
     assert_eq!(body["service"], "collaboration-server");
     assert!(body["port"].is_u64(), "port is a number");
     assert_eq!(body["rooms"], serde_json::json!([]));
-    let res = t.client.get(t.url(ListenerKind::Collab, "/stats")).send().await.unwrap();
+    let res = t
+        .client
+        .get(t.url(ListenerKind::Collab, "/stats"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(text.contains("\n  \"startTime\""), "pretty-printed: {text}");
-    let res = t.client.get(t.url(ListenerKind::Collab, "/whatever")).send().await.unwrap();
+    let res = t
+        .client
+        .get(t.url(ListenerKind::Collab, "/whatever"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.text().await.unwrap(), "Not Found");
     let (status, _) = t.get(ListenerKind::Collab, "/health/ready").await;
@@ -111,8 +139,22 @@ async fn serve_all_runs_unified_and_collab_in_one_process() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["database", "auth", "accounts", "messaging", "monitor", "collab"]);
-    assert!(services["modules"].as_array().unwrap().iter().all(|m| m["state"] == "ready"));
+    assert_eq!(
+        names,
+        [
+            "database",
+            "auth",
+            "accounts",
+            "messaging",
+            "monitor",
+            "collab"
+        ]
+    );
+    assert!(services["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["state"] == "ready"));
     let ns = &services["socketio"]["namespaces"];
     for path in ["/messaging", "/auth", "/performance", "/"] {
         assert_eq!(ns[path]["sockets"], 0, "{path} registered: {services}");
@@ -143,11 +185,22 @@ async fn namespaces_follow_the_target() {
 async fn unknown_routes_answer_json_404() {
     let t = TestServer::start(Target::Unified, Backend::Sqlite).await;
     for path in ["/nope", "/api/nope", "/api/auth/../../etc/passwd", "/%ff"] {
-        let res = t.client.get(t.url(ListenerKind::Unified, path)).send().await.unwrap();
+        let res = t
+            .client
+            .get(t.url(ListenerKind::Unified, path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 404, "{path}");
-        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
         let body: Value = res.json().await.unwrap();
-        assert_eq!(body, serde_json::json!({"message": "API endpoint not found"}));
+        assert_eq!(
+            body,
+            serde_json::json!({"message": "API endpoint not found"})
+        );
     }
     let res = t
         .client
@@ -166,19 +219,34 @@ async fn cors_security_headers_and_request_ids() {
     let t = TestServer::start(Target::Unified, Backend::Sqlite).await;
     let url = t.url(ListenerKind::Unified, "/health");
 
-    let res = t.client.get(&url).header("Origin", "http://localhost:5173").send().await.unwrap();
+    let res = t
+        .client
+        .get(&url)
+        .header("Origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let h = res.headers();
     assert_eq!(h["access-control-allow-origin"], "http://localhost:5173");
     assert_eq!(h["access-control-allow-credentials"], "true");
-    assert!(h["access-control-expose-headers"].to_str().unwrap().contains("X-CSRF-Token"));
+    assert!(h["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("X-CSRF-Token"));
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     assert!(h.contains_key("content-security-policy"));
     let id = h["x-request-id"].to_str().unwrap();
     assert_eq!(id.len(), 36, "a uuid: {id}");
 
-    let res = t.client.get(&url).header("Origin", "https://evil.example").send().await.unwrap();
+    let res = t
+        .client
+        .get(&url)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     let body: Value = res.json().await.unwrap();
     assert_eq!(
@@ -188,17 +256,29 @@ async fn cors_security_headers_and_request_ids() {
 
     let res = t
         .client
-        .request(reqwest::Method::OPTIONS, t.url(ListenerKind::Unified, "/api/teams"))
+        .request(
+            reqwest::Method::OPTIONS,
+            t.url(ListenerKind::Unified, "/api/teams"),
+        )
         .header("Origin", "http://localhost:3000")
         .header("Access-Control-Request-Method", "PATCH")
-        .header("Access-Control-Request-Headers", "x-csrf-token, content-type")
+        .header(
+            "Access-Control-Request-Headers",
+            "x-csrf-token, content-type",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
     let h = res.headers();
-    assert!(h["access-control-allow-methods"].to_str().unwrap().contains("PATCH"));
-    assert!(h["access-control-allow-headers"].to_str().unwrap().contains("X-CSRF-Token"));
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PATCH"));
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("X-CSRF-Token"));
     assert_eq!(h["access-control-max-age"], "86400");
 
     // No Origin: not a browser cross-origin request, no CORS headers, served.
@@ -215,9 +295,21 @@ async fn cors_origins_come_from_settings() {
     })
     .await;
     let url = t.url(ListenerKind::Unified, "/health");
-    let res = t.client.get(&url).header("Origin", "https://studio.example").send().await.unwrap();
+    let res = t
+        .client
+        .get(&url)
+        .header("Origin", "https://studio.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = t.client.get(&url).header("Origin", "http://localhost:5173").send().await.unwrap();
+    let res = t
+        .client
+        .get(&url)
+        .header("Origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     t.stop().await;
 }
@@ -237,9 +329,16 @@ async fn socketio_shares_the_http_port_and_refuses_bad_queries() {
     let open: Value = serde_json::from_str(&text[1..]).unwrap();
     assert_eq!(open["pingInterval"], 25000);
     assert_eq!(open["maxPayload"], 1_000_000);
-    assert!(open["upgrades"].as_array().unwrap().contains(&Value::from("websocket")));
+    assert!(open["upgrades"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("websocket")));
 
-    for query in ["EIO=9&transport=polling", "EIO=4&transport=carrier-pigeon", "EIO=4&transport=polling&sid=unknown"] {
+    for query in [
+        "EIO=9&transport=polling",
+        "EIO=4&transport=carrier-pigeon",
+        "EIO=4&transport=polling&sid=unknown",
+    ] {
         let res = t
             .client
             .get(t.url(ListenerKind::Unified, &format!("/socket.io/?{query}")))
@@ -252,7 +351,10 @@ async fn socketio_shares_the_http_port_and_refuses_bad_queries() {
     let big = "4".repeat(2_000_000);
     let res = t
         .client
-        .post(t.url(ListenerKind::Unified, "/socket.io/?EIO=4&transport=polling&sid=x"))
+        .post(t.url(
+            ListenerKind::Unified,
+            "/socket.io/?EIO=4&transport=polling&sid=x",
+        ))
         .body(big)
         .send()
         .await
@@ -268,13 +370,19 @@ async fn a_busy_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let mut s = common::settings(dir.path(), &format!("sqlite://{}/flux.db", dir.path().display()));
+    let mut s = common::settings(
+        dir.path(),
+        &format!("sqlite://{}/flux.db", dir.path().display()),
+    );
     s.server.port = port;
     let err = match flux::server::Server::start(Target::Unified, s).await {
         Ok(_) => panic!("started on a busy port"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
     assert!(err.to_lowercase().contains("in use"), "{err}");
 }
 

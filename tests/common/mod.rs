@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use flux::cli::Target;
 use flux::config::Settings;
+use flux::db::testing::TestDatabase;
 use flux::server::Server;
 use flux::topology::ListenerKind;
 
@@ -33,7 +34,7 @@ pub struct TestServer {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
-    pg: Option<pg::FreshDatabase>,
+    database: Option<TestDatabase>,
 }
 
 /// Settings for a test server: ephemeral ports, loopback, one worker, a temp data dir.
@@ -63,14 +64,14 @@ impl TestServer {
         tweak: impl FnOnce(&mut Settings),
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (url, pg) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}/flux.db", dir.path().display()), None),
-            Backend::Postgres => {
-                let fresh = pg::FreshDatabase::create().await;
-                (fresh.url.clone(), Some(fresh))
-            }
+        let database = match backend {
+            Backend::Sqlite => TestDatabase::sqlite(),
+            Backend::Postgres => TestDatabase::postgres()
+                .await
+                .expect("create a PostgreSQL test database")
+                .expect("FLUX_TEST_DATABASE_URL is set"),
         };
-        let mut s = settings(dir.path(), &url);
+        let mut s = settings(dir.path(), &database.url);
         tweak(&mut s);
         let server = Server::start(target, s).await.expect("server starts");
         assert!(
@@ -81,7 +82,7 @@ impl TestServer {
             server: Some(server),
             dir,
             client: reqwest::Client::new(),
-            pg,
+            database: Some(database),
         }
     }
 
@@ -110,35 +111,8 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        if let Some(pg) = self.pg.take() {
-            pg.drop_database().await;
-        }
-    }
-}
-
-pub mod pg {
-    /// A database made for one test server on the server named by `FLUX_TEST_DATABASE_URL`.
-    pub struct FreshDatabase {
-        pub url: String,
-        name: String,
-        admin_url: String,
-    }
-
-    impl FreshDatabase {
-        pub async fn create() -> FreshDatabase {
-            let admin_url = std::env::var("FLUX_TEST_DATABASE_URL").expect("FLUX_TEST_DATABASE_URL");
-            let name = format!("flux_test_{}", uuid::Uuid::new_v4().simple());
-            flux::db::testing::create_database(&admin_url, &name)
-                .await
-                .expect("create test database");
-            let url = flux::db::testing::url_with_database(&admin_url, &name);
-            FreshDatabase { url, name, admin_url }
-        }
-
-        pub async fn drop_database(self) {
-            if let Err(e) = flux::db::testing::drop_database(&self.admin_url, &self.name).await {
-                eprintln!("warning: could not drop test database {}: {e}", self.name);
-            }
+        if let Some(database) = self.database.take() {
+            database.close().await;
         }
     }
 }

@@ -32,7 +32,8 @@ export function freePort() {
 
 /**
  * Poll `predicate` (sync or async) until it returns a truthy value, and return that value.
- * Rejects with `message` (and the last value/error seen) after `timeout` ms, so a test fails instead of hanging.
+ * Rejects with `message` (a string, or a function called at timeout) and the last value/error seen after
+ * `timeout` ms, so a test fails instead of hanging.
  */
 export async function waitFor(predicate, { timeout = 5000, interval = 50, message = "condition" } = {}) {
   const deadline = Date.now() + timeout;
@@ -48,7 +49,8 @@ export async function waitFor(predicate, { timeout = 5000, interval = 50, messag
     }
     if (Date.now() >= deadline) {
       const detail = lastErr ? `last error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
-      throw new Error(`timed out after ${timeout} ms waiting for ${message} (${detail})`);
+      const what = typeof message === "function" ? message() : message;
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (${detail})`);
     }
     await sleep(interval);
   }
@@ -63,10 +65,10 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
-/** Resolve with the arguments of the next `event` on `emitter` (or the first one if `single`). */
+/** Resolve with the first argument of the next `event` on `emitter`; reject after `ms`. */
 export function nextEvent(emitter, event, ms = 5000) {
   return withTimeout(
-    new Promise((resolve) => emitter.once(event, (...args) => resolve(args.length <= 1 ? args[0] : args))),
+    new Promise((resolve) => emitter.once(event, (first) => resolve(first))),
     ms,
     `event "${event}"`,
   );
@@ -162,7 +164,7 @@ export async function startServer({ env = {}, readyTimeout = 20_000 } = {}) {
       return await startOnce({ env, readyTimeout });
     } catch (e) {
       // ENOENT/ETXTBSY when the binary is swapped mid-spawn, or a port race: retry a couple of times.
-      if (attempt >= 3 || !/ENOENT|ETXTBSY|EADDRINUSE|exited before ready/.test(String(e.message))) throw e;
+      if (attempt >= 3 || !/ENOENT|ETXTBSY|EADDRINUSE|[Aa]ddress already in use/.test(String(e.message))) throw e;
       await sleep(2000);
     }
   }
@@ -198,23 +200,25 @@ async function startOnce({ env, readyTimeout }) {
 
   const url = `http://127.0.0.1:${port}`;
   const logs = () => output.join("");
+  const exitedEarly = exited.then((info) => {
+    throw new Error(`server exited before ready: ${JSON.stringify(info)}\n--- server output ---\n${logs()}`);
+  });
+  exitedEarly.catch(() => {});
   try {
     await Promise.race([
       spawnError,
+      exitedEarly,
       waitFor(
-        async () => {
-          if (exitInfo) throw new Error(`server exited before ready: ${JSON.stringify(exitInfo)}\n${logs()}`);
-          const res = await httpRequest(`${url}/health/ready`, { timeout: 2000 });
-          return res.status === 200;
-        },
+        async () => (await httpRequest(`${url}/health/ready`, { timeout: 2000 })).status === 200,
         { timeout: readyTimeout, interval: 100, message: `${url}/health/ready == 200` },
       ),
     ]);
   } catch (e) {
     proc.kill("SIGKILL");
     rmSync(dataDir, { recursive: true, force: true });
-    const msg = String(e.message).includes("exited before ready") ? e.message : `${e.message}\n--- server output ---\n${logs()}`;
-    throw new Error(msg);
+    throw String(e.message).includes("--- server output ---")
+      ? e
+      : new Error(`${e.message}\n--- server output ---\n${logs()}`);
   }
 
   /**
