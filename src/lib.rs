@@ -1,5 +1,6 @@
 //! flux: the FluxStudio backend in one binary. See README.md and ARCHITECTURE in `../shared`.
 
+pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod collab;

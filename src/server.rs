@@ -66,6 +66,9 @@ impl Server {
                 &settings.auth.jwt_secret,
                 settings.auth.access_token_ttl_secs,
             ),
+            auth: Arc::new(crate::auth::AuthServices::new(&settings)),
+            files: Arc::new(crate::accounts::files::FileServices::new(&settings)),
+            messaging: Arc::new(crate::messaging::MessagingServices::new(&settings)),
             settings: settings.clone(),
             db,
             modules: Arc::new(Modules::for_target(target)),
@@ -184,6 +187,7 @@ fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge,
         .ping_timeout(Duration::from_millis(s.ping_timeout_ms))
         .with_state(SocketState {
             tokens: state.tokens.clone(),
+            app: state.clone(),
         })
         .build_svc();
     match kind {
@@ -289,12 +293,34 @@ fn api_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind) {
         ListenerKind::Auth | ListenerKind::Messaging => {
             cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind)));
         }
-        ListenerKind::Collab => crate::collab::routes(cfg),
+        ListenerKind::Collab => {
+            crate::collab::routes(cfg);
+            return;
+        }
     }
+    crate::accounts::root_routes(cfg);
 }
 
-/// The domain routes each legacy service owned; filled in by the accounts and messaging modules.
-fn domain_routes(_cfg: &mut web::ServiceConfig, _kind: ListenerKind) {}
+/// The domain routes each legacy service owned.
+fn domain_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind) {
+    match kind {
+        ListenerKind::Unified => {
+            crate::auth::routes(cfg);
+            crate::accounts::routes(cfg);
+            crate::accounts::messaging_routes(cfg);
+            crate::messaging::routes(cfg);
+        }
+        ListenerKind::Auth => {
+            crate::auth::routes(cfg);
+            crate::accounts::routes(cfg);
+        }
+        ListenerKind::Messaging => {
+            crate::accounts::messaging_routes(cfg);
+            crate::messaging::routes(cfg);
+        }
+        ListenerKind::Collab => {}
+    }
+}
 
 /// Bring storage up to date (or check it is), then mark the modules ready. Retries while the
 /// database cannot be reached, so a server started before its database becomes ready by itself.

@@ -18,6 +18,9 @@ pub struct AppState {
     pub modules: Arc<Modules>,
     pub target: crate::cli::Target,
     pub started: Instant,
+    pub auth: Arc<crate::auth::AuthServices>,
+    pub files: Arc<crate::accounts::files::FileServices>,
+    pub messaging: Arc<crate::messaging::MessagingServices>,
 }
 
 /// One HTTP listener of the target: what its `/health` calls itself, its port, its Socket.IO server.

@@ -29,6 +29,7 @@ pub enum HandshakeError {
 #[derive(Clone)]
 pub struct SocketState {
     pub tokens: TokenKeys,
+    pub app: crate::state::AppState,
 }
 
 async fn authenticate(
