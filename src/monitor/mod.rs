@@ -23,3 +23,16 @@ pub fn register(io: &SocketIo, namespaces: &[&'static str]) {
 pub fn register_root(io: &SocketIo) {
     io.ns("/", async |_s: SocketRef| {});
 }
+
+/// Messages accepted since start (socket and REST); the metrics stream derives messages per second
+/// from it.
+static MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Count one accepted chat message. Messaging calls this wherever a message is stored.
+pub fn count_message() {
+    MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn messages_total() -> u64 {
+    MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
+}
