@@ -45,6 +45,8 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         // jsonwebtoken's default 60 s leeway would keep a revoked-by-expiry token alive a minute longer.
         validation.leeway = 0;
+        // Node's jsonwebtoken refuses a token before its `nbf`; jsonwebtoken (Rust) only does when asked.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -129,6 +131,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(keys.verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn refuses_a_token_not_valid_yet() {
+        let keys = TokenKeys::new(SECRET, 900);
+        let now = chrono::Utc::now().timestamp();
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"id": "u9", "iat": now, "nbf": now + 3600, "exp": now + 7200}),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(keys.verify(&token), Err(TokenError::Invalid));
     }
 
     #[test]

@@ -127,6 +127,9 @@ async fn polling(
 
     let status = StatusCode::from_u16(parts.status.as_u16())
         .map_err(|e| ApiError::internal("Socket.IO transport error", e))?;
+    if status.is_client_error() {
+        return Ok(engine_io_error(status, &bytes));
+    }
     let mut out = HttpResponse::build(status);
     for (name, value) in &parts.headers {
         // actix computes the length itself; a copied one would disagree after re-encoding.
@@ -136,6 +139,26 @@ async fn polling(
         out.append_header((name.as_str(), value.as_bytes()));
     }
     Ok(out.body(bytes))
+}
+
+/// Engine.IO errors as Node's engine.io sends them: JSON with a numeric `code` (engineioxide sends
+/// the code as a string, and nothing at all for a websocket request without `Upgrade`).
+fn engine_io_error(status: StatusCode, body: &[u8]) -> HttpResponse {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let body = match parsed {
+        Some(mut json) => {
+            if let Some(code) = json
+                .get("code")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|c| c.parse::<u64>().ok())
+            {
+                json["code"] = code.into();
+            }
+            json
+        }
+        None => serde_json::json!({ "code": 3, "message": "Bad request" }),
+    };
+    HttpResponse::build(status).json(body)
 }
 
 async fn websocket(

@@ -149,7 +149,7 @@ async function waitForBinary() {
       const b = statSync(FLUX_BIN);
       return a.size === b.size && a.mtimeMs === b.mtimeMs && a.size > 0;
     },
-    { timeout: 60_000, interval: 1000, message: `server binary at ${FLUX_BIN}` },
+    { timeout: 30_000, interval: 1000, message: `server binary at ${FLUX_BIN}` },
   );
 }
 

@@ -306,9 +306,6 @@ describe("flux serve unified — Socket.IO end to end", () => {
           name: "token not valid yet (nbf one hour ahead)",
           opts: () => ({ auth: { token: mintAccessToken(server.secret, { nbf: now() + 3600 }) } }),
           expect: "Invalid token",
-          todo:
-            "flux accepts a token whose nbf is in the future (jsonwebtoken's Validation.validate_nbf defaults to false); " +
-            "Node's jsonwebtoken.verify rejects it (NotBeforeError), which the original turned into \"Invalid token\"",
         },
       ];
       for (const c of cases) {
@@ -533,20 +530,12 @@ describe("flux serve unified — Socket.IO end to end", () => {
       assert.equal(s.json?.message, "Session ID unknown");
     });
 
-    it("Engine.IO error codes are JSON numbers, as Node's engine.io sends them", {
-      todo:
-        'flux answers {"code":"5",...} (a string); Node engine.io answers {"code":5,...}. ' +
-        "Wire difference, no known client depends on it",
-    }, async () => {
+    it("Engine.IO error codes are JSON numbers, as Node's engine.io sends them", async () => {
       const res = await httpRequest(`${server.url}/socket.io/?EIO=9&transport=polling`);
       assert.deepEqual(res.json, { code: 5, message: "Unsupported protocol version" });
     });
 
-    it("GET transport=websocket without an Upgrade header → 400 JSON", {
-      todo:
-        "flux answers 400 with an empty body and no Content-Type; Node engine.io answers 400 " +
-        'application/json {"code":3,"message":"Bad request"}',
-    }, async () => {
+    it("GET transport=websocket without an Upgrade header → 400 JSON", async () => {
       const res = await httpRequest(`${server.url}/socket.io/?EIO=4&transport=websocket`);
       assert.equal(res.status, 400, res.text);
       assert.match(res.headers["content-type"] ?? "", /application\/json/);
