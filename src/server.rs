@@ -32,6 +32,7 @@ pub struct Server {
     state: AppState,
     listeners: Vec<RunningListener>,
     prepare: tokio::task::JoinHandle<()>,
+    sampler: tokio::task::JoinHandle<()>,
 }
 
 struct RunningListener {
@@ -69,6 +70,7 @@ impl Server {
             auth: Arc::new(crate::auth::AuthServices::new(&settings)),
             files: Arc::new(crate::accounts::files::FileServices::new(&settings)),
             messaging: Arc::new(crate::messaging::MessagingServices::new(&settings)),
+            monitor: Arc::new(crate::monitor::Metrics::new()),
             settings: settings.clone(),
             db,
             modules: Arc::new(Modules::for_target(target)),
@@ -90,10 +92,19 @@ impl Server {
         }
 
         let prepare = tokio::spawn(prepare(state.clone()));
+        let ios = listeners
+            .iter()
+            .filter_map(|l| {
+                l.io.clone()
+                    .map(|io| (l.kind.service_name().to_string(), io))
+            })
+            .collect();
+        let sampler = tokio::spawn(crate::monitor::run_sampler(state.clone(), ios));
         Ok(Server {
             state,
             listeners,
             prepare,
+            sampler,
         })
     }
 
@@ -147,6 +158,7 @@ impl Server {
         let started = Instant::now();
         self.state.modules.set_all(ModuleState::Stopping);
         self.prepare.abort();
+        self.sampler.abort();
         for l in &self.listeners {
             if let Some(io) = &l.io {
                 // actix waits for open websocket bodies until its timeout; closing them first keeps
@@ -193,7 +205,7 @@ fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge,
     match kind {
         ListenerKind::Unified => {
             crate::messaging::socket::register(&io, &["/messaging"]);
-            crate::monitor::register(&io, &["/auth", "/performance"]);
+            crate::monitor::register(&io, &crate::monitor::NAMESPACES);
             crate::monitor::register_root(&io);
         }
         ListenerKind::Auth => {
@@ -236,6 +248,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             .app_data(cors.clone())
             .configure(|cfg| crate::web::body_limits(cfg, body_limit))
             .configure(crate::health::routes)
+            .configure(crate::monitor::routes)
             .configure(move |cfg| {
                 if let Some(bridge) = bridge {
                     cfg.app_data(bridge);
@@ -250,6 +263,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             })
             .wrap(from_fn(crate::web::cors::middleware))
             .wrap(crate::web::security_headers(production))
+            .wrap(from_fn(crate::monitor::record_http))
             .wrap(from_fn(crate::web::request::echo_request_id))
             .wrap(TracingLogger::default())
     })

@@ -21,6 +21,7 @@ pub struct AppState {
     pub auth: Arc<crate::auth::AuthServices>,
     pub files: Arc<crate::accounts::files::FileServices>,
     pub messaging: Arc<crate::messaging::MessagingServices>,
+    pub monitor: crate::monitor::MonitorHandle,
 }
 
 /// One HTTP listener of the target: what its `/health` calls itself, its port, its Socket.IO server.

@@ -1,21 +1,93 @@
-//! Monitoring: the `/auth` Socket.IO namespace and its legacy alias `/performance`.
+//! Monitoring: the `/auth` Socket.IO metrics stream (alias `/performance`, CONTRACT §11.5) and the
+//! Prometheus `/metrics` exposition, both from the figures in [`metrics::Metrics`].
 
-use serde_json::Value;
-use socketioxide::extract::{Data, SocketRef};
+pub mod metrics;
+pub mod system;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 
-async fn on_connect(s: SocketRef) {
-    // The metrics stream arrives with the monitoring work; the namespace already answers.
-    s.on("echo", |s: SocketRef, Data::<Value>(data)| async move {
-        if let Err(e) = s.emit("echo", &data) {
-            tracing::debug!(error = %e, "echo not delivered");
-        }
-    });
+pub use metrics::{count_message, messages_total, Metrics, SystemMetrics};
+
+use crate::messaging::socket::SocketState;
+use crate::state::{AppState, Listener};
+
+/// How often `system_metrics` is pushed to every metrics socket.
+pub const PUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The metrics namespaces of a listener, in the order they are registered.
+pub const NAMESPACES: [&str; 2] = ["/auth", "/performance"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorHandshakeError {
+    #[error("Authentication required")]
+    Missing,
+    #[error("Invalid token")]
+    Invalid,
+    #[error("Admin access required")]
+    NotAdmin,
 }
 
+/// System internals are for admins unless `monitor.public` says otherwise (the original served them
+/// to anyone, CONTRACT §14.2).
+async fn authorize(
+    TryData(auth): TryData<Value>,
+    State(state): State<SocketState>,
+) -> Result<(), MonitorHandshakeError> {
+    if state.app.settings.monitor.public {
+        return Ok(());
+    }
+    let token = auth
+        .ok()
+        .as_ref()
+        .and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or(MonitorHandshakeError::Missing)?;
+    let claims = state
+        .tokens
+        .verify(&token)
+        .map_err(|_| MonitorHandshakeError::Invalid)?;
+    if claims.user_type != "admin" {
+        return Err(MonitorHandshakeError::NotAdmin);
+    }
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>) {
+    let metrics = state.app.monitor.latest(active_sockets(&io));
+    if let Err(e) = s.emit("system_metrics", &metrics) {
+        tracing::debug!(error = %e, "system_metrics not delivered");
+    }
+    s.on(
+        "request_metrics",
+        async |s: SocketRef, io: SocketIo, State(state): State<SocketState>| {
+            let metrics = state.app.monitor.latest(active_sockets(&io));
+            let _ = s.emit("system_metrics", &metrics);
+            match database_metrics(&state.app).await {
+                Ok(tables) => {
+                    let _ = s.emit("database_metrics", &tables);
+                }
+                Err(e) => tracing::warn!(error = %e, "database_metrics unavailable"),
+            }
+        },
+    );
+}
+
+/// Register the metrics namespaces on a listener's Socket.IO server.
 pub fn register(io: &SocketIo, namespaces: &[&'static str]) {
     for ns in namespaces {
-        io.ns(*ns, on_connect);
+        io.ns(*ns, on_connect.with(authorize));
     }
 }
 
@@ -24,15 +96,126 @@ pub fn register_root(io: &SocketIo) {
     io.ns("/", async |_s: SocketRef| {});
 }
 
-/// Messages accepted since start (socket and REST); the metrics stream derives messages per second
-/// from it.
-static MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Count one accepted chat message. Messaging calls this wherever a message is stored.
-pub fn count_message() {
-    MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+/// Sockets connected on every namespace of one Socket.IO server.
+pub fn active_sockets(io: &SocketIo) -> u64 {
+    io.nsps()
+        .into_iter()
+        .map(|op| op.sockets().len() as u64)
+        .sum()
 }
 
-pub fn messages_total() -> u64 {
-    MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
+/// Row counts of the main tables. The original sent invented constants here; flux sends only what
+/// it measures, and `null` for what it cannot.
+async fn database_metrics(app: &AppState) -> Result<Value, crate::db::DbError> {
+    use crate::db::schema;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    let mut conn = app.db.get_read().await?;
+    let mut rows = Vec::new();
+    macro_rules! count {
+        ($name:literal, $table:path) => {{
+            let n: i64 = crate::db!(conn, |c| {
+                $table.count().get_result::<i64>(c).await
+            })?;
+            rows.push(json!({
+                "table_name": $name,
+                "row_count": n,
+                "size_mb": null,
+                "query_count": null,
+                "avg_query_time": null,
+                "index_usage": null,
+            }));
+        }};
+    }
+    count!("users", schema::users::table);
+    count!("groups", schema::groups::table);
+    count!("projects", schema::projects::table);
+    count!("files", schema::files::table);
+    count!("conversations", schema::conversations::table);
+    count!("messages", schema::messages::table);
+    Ok(Value::Array(rows))
 }
+
+/// Every `PUSH_INTERVAL`: probe the database, close the metrics window, push `system_metrics` to
+/// every metrics socket of every listener.
+pub async fn run_sampler(app: AppState, ios: Vec<(String, SocketIo)>) {
+    let mut tick = tokio::time::interval(PUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let started = Instant::now();
+        if app.db.ping().await.is_ok() {
+            app.monitor.record_db_probe(started.elapsed());
+        }
+        let sockets: u64 = ios.iter().map(|(_, io)| active_sockets(io)).sum();
+        let summary = app.monitor.summarise(sockets, app.db.pool_stats());
+        for (_, io) in &ios {
+            for ns in NAMESPACES {
+                if let Some(op) = io.of(ns) {
+                    if let Err(e) = op.emit("system_metrics", &summary).await {
+                        tracing::debug!(error = %e, ns, "system_metrics broadcast failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Count and time every HTTP request by its route pattern (never the raw path: ids would explode
+/// the label set).
+pub async fn record_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let app = req.app_data::<web::Data<AppState>>().cloned();
+    let service = req
+        .app_data::<web::Data<Listener>>()
+        .map(|l| l.kind.service_name())
+        .unwrap_or("unknown");
+    let response = next.call(req).await?;
+    if let Some(app) = app {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_string());
+        app.monitor.record_http(
+            service,
+            &method,
+            &route,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    Ok(response)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(prometheus));
+}
+
+async fn prometheus(app: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
+    if let Some(io) = &listener.io {
+        for op in io.nsps() {
+            let path = op.ns_path().to_owned();
+            let count = op.sockets().len();
+            app.monitor
+                .set_sockets(listener.kind.service_name(), &path, count);
+        }
+    }
+    app.monitor.set_pool(app.db.pool_stats());
+    match app.monitor.export() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError::internal(
+            "Internal server error",
+            e,
+        )),
+    }
+}
+
+/// Shared handle type kept in `AppState`.
+pub type MonitorHandle = Arc<Metrics>;
