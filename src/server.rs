@@ -195,6 +195,11 @@ fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge,
     let s = &state.settings.socketio;
     let (service, io) = SocketIo::builder()
         .max_payload(s.max_payload_bytes)
+        // The same bound on websocket messages (engineioxide's default is 64 MiB), and small read
+        // buffers: most sockets are idle.
+        .ws_max_message_size(usize::try_from(s.max_payload_bytes).unwrap_or(usize::MAX))
+        .ws_max_frame_size(usize::try_from(s.max_payload_bytes).unwrap_or(usize::MAX))
+        .ws_read_buffer_size(1024)
         .ping_interval(Duration::from_millis(s.ping_interval_ms))
         .ping_timeout(Duration::from_millis(s.ping_timeout_ms))
         .with_state(SocketState {

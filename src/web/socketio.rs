@@ -24,8 +24,12 @@ use tower::ServiceExt;
 
 use crate::error::ApiError;
 
-/// Room for one Engine.IO frame in flight each way; socketioxide reads as fast as actix writes.
+/// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
+/// drain it continuously, so it only bounds a burst.
 const DUPLEX_BUFFER: usize = 64 * 1024;
+/// Read size from socketioxide towards the client. Most Socket.IO frames are small; an idle socket
+/// should not pin a large buffer (thousands of them are the common case).
+const OUTBOUND_CHUNK: usize = 1024;
 
 /// The socketioxide service shared by every actix worker of one listener.
 #[derive(Clone)]
@@ -201,10 +205,12 @@ async fn websocket(
         let _ = to_socketio.shutdown().await;
     });
 
-    let body = tokio_util::io::ReaderStream::new(from_socketio).map(move |chunk| {
-        let _keep_alive = &closed_tx;
-        chunk
-    });
+    let body = tokio_util::io::ReaderStream::with_capacity(from_socketio, OUTBOUND_CHUNK).map(
+        move |chunk| {
+            let _keep_alive = &closed_tx;
+            chunk
+        },
+    );
     let response = handshake
         .message_body(BodyStream::new(body).boxed())
         .map_err(|e| ApiError::internal("Socket.IO transport error", e))?;
