@@ -230,3 +230,23 @@ pub async fn upload(
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
 pub const SVG: &[u8] = b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>";
+
+/// Adds a project member directly (no route adds members; CONTRACT §7 lists `/members` as FE-only).
+pub async fn project_member(t: &TestServer, project_id: &str, user_id: &str, role: &str) {
+    use flux::db::schema::project_members;
+    let now = flux::db::now();
+    let db = t.server.as_ref().expect("server").state().db.clone();
+    let mut conn = db.get_write().await.expect("write connection");
+    flux::db!(conn, |c| {
+        diesel::insert_into(project_members::table)
+            .values((
+                project_members::project_id.eq(project_id),
+                project_members::user_id.eq(user_id),
+                project_members::role.eq(role),
+                project_members::joined_at.eq(now),
+            ))
+            .execute(c)
+            .await
+    })
+    .expect("insert project member");
+}
