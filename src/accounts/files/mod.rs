@@ -122,8 +122,24 @@ impl From<FileRow> for FileMeta {
     }
 }
 
+fn no_files() -> ApiError {
+    ApiError::bad_request("no_files", "No files uploaded")
+}
+
+fn no_file() -> ApiError {
+    ApiError::bad_request("no_file", "No file uploaded")
+}
+
 fn file_not_found() -> ApiError {
     ApiError::message(StatusCode::NOT_FOUND, "file_not_found", "File not found")
+}
+
+/// What one upload route accepts and how it words its errors.
+struct UploadSpec {
+    field: &'static str,
+    max_files: usize,
+    fail: &'static str,
+    no_files: fn() -> ApiError,
 }
 
 /// Receives a form, checks the project, and records every stored file; refused or failed uploads
@@ -133,12 +149,19 @@ async fn receive_and_record(
     user: &AuthUser,
     req: &HttpRequest,
     payload: web::Payload,
-    field: &str,
-    max_files: usize,
-    fail: &'static str,
+    spec: UploadSpec,
 ) -> Result<Vec<FileRow>, ApiError> {
     let services = &state.files;
-    let form = upload::receive(services, req, payload, field, max_files).await?;
+    let fail = spec.fail;
+    let form = upload::receive(
+        services,
+        req,
+        payload,
+        spec.field,
+        spec.max_files,
+        spec.no_files,
+    )
+    .await?;
     let at = now();
     let rows: Vec<FileRow> = form
         .files
@@ -213,19 +236,15 @@ async fn upload_files(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let max = state.files.max_files;
-    let rows = receive_and_record(
-        &state,
-        &user,
-        &req,
-        payload,
-        "files",
-        max,
-        "Error uploading files",
-    )
-    .await?;
+    let spec = UploadSpec {
+        field: "files",
+        max_files: state.files.max_files,
+        fail: "Error uploading files",
+        no_files,
+    };
+    let rows = receive_and_record(&state, &user, &req, payload, spec).await?;
     if rows.is_empty() {
-        return Err(ApiError::bad_request("no_files", "No files uploaded"));
+        return Err(no_files());
     }
     tracing::info!(user = %user.id, count = rows.len(), "files uploaded");
     let files: Vec<FileMeta> = rows.into_iter().map(FileMeta::from).collect();
@@ -238,18 +257,15 @@ async fn upload_single(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = receive_and_record(
-        &state,
-        &user,
-        &req,
-        payload,
-        "file",
-        1,
-        "File upload failed",
-    )
-    .await?;
+    let spec = UploadSpec {
+        field: "file",
+        max_files: 1,
+        fail: "File upload failed",
+        no_files: no_file,
+    };
+    let rows = receive_and_record(&state, &user, &req, payload, spec).await?;
     let Some(row) = rows.into_iter().next() else {
-        return Err(ApiError::bad_request("no_file", "No file uploaded"));
+        return Err(no_file());
     };
     let meta = FileMeta::from(row);
     Ok(HttpResponse::Ok().json(json!({

@@ -45,9 +45,9 @@ fn unexpected_field() -> ApiError {
 
 fn human_limit(bytes: u64) -> String {
     const MB: u64 = 1024 * 1024;
-    if bytes >= MB && bytes % MB == 0 {
+    if bytes >= MB && bytes.is_multiple_of(MB) {
         format!("{}MB", bytes / MB)
-    } else if bytes % 1024 == 0 {
+    } else if bytes.is_multiple_of(1024) {
         format!("{}KB", bytes / 1024)
     } else {
         format!("{bytes}B")
@@ -107,8 +107,28 @@ async fn read_limited(field: &mut Field, limit: u64) -> Result<Bytes, ApiError> 
     Ok(buf.freeze())
 }
 
+/// A multipart stream that remembers it ended: actix-multipart panics when polled again after it
+/// returned an error.
+struct Parts {
+    inner: Multipart,
+    done: bool,
+}
+
+impl Parts {
+    async fn next(&mut self) -> Option<Result<Field, actix_multipart::MultipartError>> {
+        if self.done {
+            return None;
+        }
+        let item = self.inner.next().await;
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+}
+
 /// Reads the rest of the body (bounded), so the client sees the error answer instead of a reset.
-async fn drain(multipart: &mut Multipart, mut budget: u64) {
+async fn drain(multipart: &mut Parts, mut budget: u64) {
     while let Some(Ok(mut field)) = multipart.next().await {
         while let Some(Ok(chunk)) = field.next().await {
             budget = budget.saturating_sub(chunk.len() as u64);
@@ -126,10 +146,22 @@ pub async fn receive(
     payload: web::Payload,
     file_field: &str,
     max_files: usize,
+    no_files: fn() -> ApiError,
 ) -> Result<Form, ApiError> {
-    let mut multipart = Multipart::new(req.headers(), payload);
+    let mut multipart = Parts {
+        inner: Multipart::new(req.headers(), payload),
+        done: false,
+    };
     let mut form = Form::default();
-    let result = read_all(services, &mut multipart, &mut form, file_field, max_files).await;
+    let result = read_all(
+        services,
+        &mut multipart,
+        &mut form,
+        file_field,
+        max_files,
+        no_files,
+    )
+    .await;
     if let Err(e) = result {
         for stored in &form.files {
             if let Err(err) = services.store.delete(&stored.stored_name).await {
@@ -145,14 +177,18 @@ pub async fn receive(
 
 async fn read_all(
     services: &FileServices,
-    multipart: &mut Multipart,
+    multipart: &mut Parts,
     form: &mut Form,
     file_field: &str,
     max_files: usize,
+    no_files: fn() -> ApiError,
 ) -> Result<(), ApiError> {
     let mut count = 0usize;
+    let mut seen_field = false;
     while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|_| malformed())?;
+        // A body that is not multipart, or an empty form, has no files (multer's answer too).
+        let mut field = field.map_err(|_| if seen_field { malformed() } else { no_files() })?;
+        seen_field = true;
         let name = field.name().unwrap_or_default().to_owned();
         let filename = field
             .content_disposition()
