@@ -409,6 +409,14 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
         ]);
         assert_eq!(status, 400, "{body}");
 
+        let (status, body) = up!(&[
+            file_part("files", "a.png", "image/png", PNG),
+            text_part("projectId", "a\u{0}b")
+        ]);
+        assert_eq!(
+            (status, body),
+            (400, json!({"message": "Invalid projectId"}))
+        );
         // Someone else's project, or none at all.
         let (_, project) = call(
             &t,

@@ -314,6 +314,7 @@ async fn bad_bodies_on_every_json_route() {
         let json_bodies = [
             json!({"name": {"$gt": ""}, "description": ["x"], "email": 1, "role": [], "status": {}, "priority": 2, "channelId": {}, "tags": [1], "isPublic": "yes"}),
             json!({"name": huge, "description": huge, "email": huge, "role": huge, "status": huge, "priority": huge, "channelId": huge, "tags": [huge], "teamId": huge}),
+            json!({"name": "a\u{0}b", "description": "\u{0}", "email": "a\u{0}@b.c", "role": "admin", "status": "active", "channelId": "c\u{0}", "tags": ["\u{0}"], "teamId": "t\u{0}"}),
             json!({"name": "' OR 1=1; --", "email": "' OR '1'='1@x.y", "role": "admin' --", "status": "active'; DROP TABLE projects; --", "channelId": "' OR 1=1 --", "teamId": "' OR 1=1 --"}),
         ];
         for (method, path) in &routes {
@@ -376,11 +377,81 @@ async fn bad_bodies_on_every_json_route() {
         // Unknown ids of any shape are 404s.
         for path in [
             "/api/teams/%27%20OR%201%3D1",
+            "/api/teams/%00",
             "/api/projects/..%2F..%2Fetc",
+            "/api/projects/%00",
+            "/api/projects/%00/channel",
             "/api/files/%00",
+            "/uploads/%00",
         ] {
             let (status, body) = call(&t, Method::GET, path, Some(&w.owner.token), None).await;
             assert_eq!(status, 404, "{path} {body}");
+        }
+        let (status, body) = call(
+            &t,
+            Method::GET,
+            "/api/files?projectId=%00",
+            Some(&w.owner.token),
+            None,
+        )
+        .await;
+        assert_eq!((status, body), (200, json!({"files": []})));
+        for (method, path, body) in [
+            (
+                Method::PUT,
+                "/api/teams/%00".to_string(),
+                json!({"name": "x"}),
+            ),
+            (
+                Method::POST,
+                "/api/teams/%00/invite".to_string(),
+                json!({"email": "a@b.c"}),
+            ),
+            (
+                Method::POST,
+                "/api/teams/%00/accept-invite".to_string(),
+                json!({}),
+            ),
+            (
+                Method::PUT,
+                format!("/api/teams/{team}/members/%00"),
+                json!({"role": "admin"}),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/teams/{team}/members/%00"),
+                json!({}),
+            ),
+            (
+                Method::PUT,
+                "/api/organizations/%00".to_string(),
+                json!({"name": "x"}),
+            ),
+            (
+                Method::DELETE,
+                "/api/organizations/%00".to_string(),
+                json!({}),
+            ),
+            (
+                Method::PUT,
+                "/api/projects/%00".to_string(),
+                json!({"name": "x"}),
+            ),
+            (
+                Method::POST,
+                format!("/api/projects/{project}/channel"),
+                json!({"channelId": "\u{0}"}),
+            ),
+            (
+                Method::PUT,
+                "/api/files/%00".to_string(),
+                json!({"tags": []}),
+            ),
+            (Method::DELETE, "/api/files/%00".to_string(), json!({})),
+        ] {
+            let (status, json) =
+                call(&t, method.clone(), &path, Some(&w.owner.token), Some(body)).await;
+            assert_eq!(status, 404, "{backend:?} {method} {path}: {json}");
         }
         t.stop().await;
     }

@@ -337,6 +337,14 @@ async fn update(
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let nul = body
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains('\0'))
+        || body.tags.iter().flatten().any(|t| t.contains('\0'));
+    if nul {
+        return Err(super::teams::nul_text());
+    }
     if let Some(d) = &body.description {
         if d.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(ApiError::bad_request(

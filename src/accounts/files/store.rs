@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::accounts::tx::usable_id;
 use crate::db::schema::files;
 use crate::db::{Conn, DbError, Json, Timestamp};
 use crate::web::paging::Page;
@@ -45,6 +46,9 @@ pub async fn owned(
     id: &str,
     owner_id: &str,
 ) -> Result<Option<FileRow>, DbError> {
+    if !usable_id(id) {
+        return Ok(None);
+    }
     Ok(crate::db!(conn, |c| {
         files::table
             .find(id)
@@ -74,6 +78,9 @@ pub async fn list(
     project_id: Option<&str>,
     page: Page,
 ) -> Result<Vec<FileRow>, DbError> {
+    if project_id.is_some_and(|p| !usable_id(p)) {
+        return Ok(Vec::new());
+    }
     Ok(crate::db!(conn, |c| {
         let mut q = files::table
             .filter(files::owner_id.eq(owner_id))

@@ -208,6 +208,12 @@ async fn read_all(
                 let value = std::str::from_utf8(&value)
                     .map_err(|_| ApiError::bad_request("invalid_project", "Invalid projectId"))?
                     .trim();
+                if value.contains('\0') {
+                    return Err(ApiError::bad_request(
+                        "invalid_project",
+                        "Invalid projectId",
+                    ));
+                }
                 form.project_id = (!value.is_empty()).then(|| value.to_owned());
             }
             continue;

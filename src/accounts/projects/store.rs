@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::accounts::tx::usable_id;
 use crate::db::schema::{
     conversation_participants, conversations, group_members, project_members, projects,
 };
@@ -35,6 +36,9 @@ pub struct ProjectMemberRow {
 }
 
 pub async fn project(conn: &mut Conn<'_>, id: &str) -> Result<Option<ProjectRow>, DbError> {
+    if !usable_id(id) {
+        return Ok(None);
+    }
     Ok(crate::db!(conn, |c| {
         projects::table
             .find(id)
@@ -50,6 +54,9 @@ pub async fn member(
     project_id: &str,
     user_id: &str,
 ) -> Result<Option<ProjectMemberRow>, DbError> {
+    if !usable_id(project_id) || !usable_id(user_id) {
+        return Ok(None);
+    }
     Ok(crate::db!(conn, |c| {
         project_members::table
             .find((project_id, user_id))
@@ -139,6 +146,9 @@ pub async fn conversation_name(
     conn: &mut Conn<'_>,
     id: &str,
 ) -> Result<Option<Option<String>>, DbError> {
+    if !usable_id(id) {
+        return Ok(None);
+    }
     Ok(crate::db!(conn, |c| {
         conversations::table
             .find(id)
@@ -156,6 +166,9 @@ pub async fn can_use_conversation(
     id: &str,
     user_id: &str,
 ) -> Result<bool, DbError> {
+    if !usable_id(id) {
+        return Ok(false);
+    }
     let participant: i64 = crate::db!(conn, |c| {
         conversation_participants::table
             .filter(conversation_participants::conversation_id.eq(id))

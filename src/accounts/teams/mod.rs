@@ -62,6 +62,15 @@ fn last_owner() -> ApiError {
     )
 }
 
+/// Text fields may not carry NUL bytes (PostgreSQL cannot store them).
+pub(crate) fn nul_text() -> ApiError {
+    msg(
+        StatusCode::BAD_REQUEST,
+        "invalid_text",
+        "Text must not contain NUL characters",
+    )
+}
+
 /// Trimmed text, `None` when empty; 400 with `too_long` when over `max` characters.
 pub(crate) fn text_field(
     value: Option<&str>,
@@ -73,6 +82,9 @@ pub(crate) fn text_field(
     };
     if v.chars().count() > max {
         return Err(msg(StatusCode::BAD_REQUEST, "too_long", too_long));
+    }
+    if v.contains('\0') {
+        return Err(nul_text());
     }
     Ok(Some(v.to_owned()))
 }
@@ -305,7 +317,7 @@ pub(crate) fn normalize_email(raw: &str) -> Option<String> {
     let plausible = !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.chars().count() <= MAX_EMAIL_CHARS;
     plausible.then_some(email)
 }

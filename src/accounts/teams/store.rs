@@ -4,11 +4,15 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::model::{GroupRow, InviteRow, MemberRow, ROLE_OWNER};
+use crate::accounts::tx::usable_id;
 use crate::db::schema::{group_invites, group_members, groups, users};
 use crate::db::{Conn, DbError, Timestamp};
 use crate::web::paging::Page;
 
 pub async fn group(conn: &mut Conn<'_>, id: &str) -> Result<Option<GroupRow>, DbError> {
+    if !usable_id(id) {
+        return Ok(None);
+    }
     Ok(crate::db!(conn, |c| {
         groups::table
             .find(id)
@@ -24,6 +28,9 @@ pub async fn member(
     group_id: &str,
     user_id: &str,
 ) -> Result<Option<MemberRow>, DbError> {
+    if !usable_id(group_id) || !usable_id(user_id) {
+        return Ok(None);
+    }
     Ok(crate::db!(conn, |c| {
         group_members::table
             .find((group_id, user_id))
