@@ -776,3 +776,78 @@ async fn dual_prefix_on_unified_only() {
         t.stop().await;
     }
 }
+
+/// Two owners demoting each other at the same moment: one wins, the team keeps an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_demotions_keep_an_owner() {
+    for backend in backends() {
+        let t = TestServer::start_with(Target::Unified, backend, |s| s.server.workers = 2).await;
+        for round in 0..10 {
+            let a = user(&t, "a").await;
+            let b = user(&t, "b").await;
+            let (_, body) = call(
+                &t,
+                Method::POST,
+                "/api/teams",
+                Some(&a.token),
+                Some(json!({"name": "race"})),
+            )
+            .await;
+            let tp = format!("/api/teams/{}", body["team"]["id"].as_str().unwrap());
+            call(
+                &t,
+                Method::POST,
+                &format!("{tp}/invite"),
+                Some(&a.token),
+                Some(json!({"email": b.email})),
+            )
+            .await;
+            call(
+                &t,
+                Method::POST,
+                &format!("{tp}/accept-invite"),
+                Some(&b.token),
+                None,
+            )
+            .await;
+            let (status, _) = call(
+                &t,
+                Method::PUT,
+                &format!("{tp}/members/{}", b.id),
+                Some(&a.token),
+                Some(json!({"role": "owner"})),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let (path_b, path_a) = (
+                format!("{tp}/members/{}", b.id),
+                format!("{tp}/members/{}", a.id),
+            );
+            let demote_b = call(
+                &t,
+                Method::PUT,
+                &path_b,
+                Some(&a.token),
+                Some(json!({"role": "member"})),
+            );
+            let demote_a = call(
+                &t,
+                Method::PUT,
+                &path_a,
+                Some(&b.token),
+                Some(json!({"role": "member"})),
+            );
+            let ((s1, _), (s2, _)) = tokio::join!(demote_b, demote_a);
+            assert!(s1 < 500 && s2 < 500, "{s1} {s2}");
+            let (_, team) = call(&t, Method::GET, &tp, Some(&a.token), None).await;
+            let owners = team["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["role"] == "owner")
+                .count();
+            assert!(owners >= 1, "{backend:?} round {round}: {team}");
+        }
+        t.stop().await;
+    }
+}

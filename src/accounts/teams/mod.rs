@@ -462,6 +462,7 @@ async fn remove_member(
     state
         .db
         .transaction(async move |mut conn| {
+            store::lock_group(&mut conn, &id).await?;
             let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
             let is_self = target == user_id;
             let allowed = is_self || member.as_ref().is_some_and(|m| group.can_manage(m));
@@ -524,6 +525,7 @@ async fn change_role(
     let member = state
         .db
         .transaction(async move |mut conn| {
+            store::lock_group(&mut conn, &id).await?;
             let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
             if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
                 return Err(msg(

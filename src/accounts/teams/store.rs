@@ -23,6 +23,22 @@ pub async fn group(conn: &mut Conn<'_>, id: &str) -> Result<Option<GroupRow>, Db
     })?)
 }
 
+/// Takes the group's row lock for the rest of the transaction (a no-op update): on PostgreSQL two
+/// concurrent role changes would otherwise both see two owners and leave none; SQLite transactions
+/// already hold the write lock from `BEGIN IMMEDIATE`.
+pub async fn lock_group(conn: &mut Conn<'_>, id: &str) -> Result<(), DbError> {
+    if !usable_id(id) {
+        return Ok(());
+    }
+    crate::db!(conn, |c| {
+        diesel::update(groups::table.find(id))
+            .set(groups::id.eq(groups::id))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
 pub async fn member(
     conn: &mut Conn<'_>,
     group_id: &str,
