@@ -285,6 +285,58 @@ async fn upload_list_update_download_delete() {
             assert!(body["message"].is_string(), "{bad}");
         }
 
+        // Static-file semantics: validators, conditional GET, one byte range.
+        let full = t
+            .client
+            .get(t.url(ListenerKind::Unified, &png_url))
+            .send()
+            .await
+            .unwrap();
+        let etag = full.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(full.headers().contains_key("last-modified"));
+        assert_eq!(full.headers()["accept-ranges"], "bytes");
+        let res = t
+            .client
+            .get(t.url(ListenerKind::Unified, &png_url))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 304);
+        assert!(res.bytes().await.unwrap().is_empty());
+        let res = t
+            .client
+            .get(t.url(ListenerKind::Unified, &png_url))
+            .header("range", "bytes=1-3")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 206);
+        assert_eq!(
+            res.headers()["content-range"],
+            format!("bytes 1-3/{}", PNG.len()).as_str()
+        );
+        assert_eq!(res.bytes().await.unwrap().as_ref(), &PNG[1..=3]);
+        let res = t
+            .client
+            .get(t.url(ListenerKind::Unified, &png_url))
+            .header("range", "bytes=100000-")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 416);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["message"], "Range not satisfiable");
+        // A private file's validators do not bypass authorisation.
+        let res = t
+            .client
+            .get(t.url(ListenerKind::Unified, &format!("/uploads/{pdf_name}")))
+            .header("if-none-match", "*")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 404);
+
         // Delete: owner only; the bytes go too.
         let (status, body) = call(&t, Method::DELETE, &fp, s, None).await;
         assert_eq!((status, body), (404, json!({"message": "File not found"})));

@@ -16,9 +16,11 @@ pub mod storage;
 pub mod store;
 pub mod upload;
 
-use actix_web::http::header;
+use std::time::SystemTime;
+
+use actix_web::http::header::{self, EntityTag, HttpDate};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -494,13 +496,25 @@ async fn download(
         "attachment"
     };
     let filename = header_filename(&row.original_name, &row.stored_name);
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, row.mime_type.as_str()))
+    // Stored names are random and never rewritten, so the name is a strong validator of the bytes.
+    let etag = EntityTag::new_strong(row.stored_name.clone());
+    let unchanged = not_modified(&req, &etag);
+    let mut res = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::CONTENT_TYPE, row.mime_type.as_str()))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("{disposition}; filename=\"{filename}\""),
         ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(header::ETag(etag.clone()))
+        .insert_header(header::LastModified(HttpDate::from(SystemTime::from(
+            row.created_at.as_datetime(),
+        ))))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((
             header::CACHE_CONTROL,
             if row.is_public {
@@ -508,6 +522,52 @@ async fn download(
             } else {
                 "private, no-store"
             },
-        ))
-        .body(bytes))
+        ));
+    if unchanged {
+        return Ok(res.finish());
+    }
+    Ok(match byte_range(&req, bytes.len() as u64) {
+        Ranged::Full => res.body(bytes),
+        Ranged::Part(start, end) => {
+            let len = bytes.len() as u64;
+            res.status(StatusCode::PARTIAL_CONTENT)
+                .insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")))
+                .body(bytes.slice(start as usize..=end as usize))
+        }
+        Ranged::Unsatisfiable => {
+            let len = bytes.len();
+            return Err(ApiError::with_body(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                json!({"message": "Range not satisfiable", "size": len}),
+            ));
+        }
+    })
+}
+
+fn not_modified(req: &HttpRequest, etag: &EntityTag) -> bool {
+    match req.get_header::<header::IfNoneMatch>() {
+        Some(header::IfNoneMatch::Any) => true,
+        Some(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(etag)),
+        None => false,
+    }
+}
+
+enum Ranged {
+    Full,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One byte range (what video players ask for); several ranges get the whole file, as many servers do.
+fn byte_range(req: &HttpRequest, len: u64) -> Ranged {
+    match req.get_header::<header::Range>() {
+        Some(header::Range::Bytes(specs)) if specs.len() == 1 => {
+            match specs[0].to_satisfiable_range(len) {
+                Some((start, end)) => Ranged::Part(start, end),
+                None => Ranged::Unsatisfiable,
+            }
+        }
+        _ => Ranged::Full,
+    }
 }
