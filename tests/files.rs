@@ -469,6 +469,12 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
             (status, body),
             (400, json!({"message": "Invalid projectId"}))
         );
+        let many: Vec<_> = (0..17).map(|_| text_part("note", "x")).collect();
+        let (status, body) = up!(&many);
+        assert_eq!(
+            (status, body),
+            (400, json!({"message": "Too many form fields"}))
+        );
         // Someone else's project, or none at all.
         let (_, project) = call(
             &t,

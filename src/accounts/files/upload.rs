@@ -16,6 +16,8 @@ use crate::error::ApiError;
 
 /// Largest text field (such as `projectId`) accepted next to the files.
 const MAX_TEXT_FIELD: usize = 1024;
+/// Most text fields accepted next to the files (the frontend sends one, `projectId`).
+const MAX_TEXT_FIELDS: usize = 16;
 /// Longest original name kept for display.
 const MAX_ORIGINAL_NAME_CHARS: usize = 255;
 
@@ -185,6 +187,7 @@ async fn read_all(
 ) -> Result<(), ApiError> {
     let mut count = 0usize;
     let mut seen_field = false;
+    let mut text_fields = 0usize;
     while let Some(field) = multipart.next().await {
         // A body that is not multipart, or an empty form, has no files (multer's answer too).
         let mut field = field.map_err(|_| if seen_field { malformed() } else { no_files() })?;
@@ -195,6 +198,13 @@ async fn read_all(
             .and_then(|cd| cd.get_filename())
             .map(str::to_owned);
         if filename.is_none() {
+            text_fields += 1;
+            if text_fields > MAX_TEXT_FIELDS {
+                return Err(ApiError::bad_request(
+                    "too_many_fields",
+                    "Too many form fields",
+                ));
+            }
             let value = read_limited(&mut field, MAX_TEXT_FIELD as u64)
                 .await
                 .map_err(|e| {
