@@ -642,3 +642,64 @@ async fn messaging_single_upload() {
         t.stop().await;
     }
 }
+
+/// Rough figures for the report (`cargo test --test files -- --ignored --nocapture`); asserts nothing
+/// beyond success, so it is not part of the normal run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, run by hand"]
+async fn measure_uploads_and_downloads() {
+    for backend in backends() {
+        let t = TestServer::start_with(Target::Unified, backend, |s| s.server.workers = 2).await;
+        let u = user(&t, "bench").await;
+        let mut png = PNG.to_vec();
+        png.resize(1024 * 1024, 0);
+        let n = 100;
+        let started = std::time::Instant::now();
+        let mut names = Vec::new();
+        for _ in 0..n {
+            let (status, body) = upload(
+                &t,
+                ListenerKind::Unified,
+                "/api/files/upload",
+                Some(&u.token),
+                &[file_part("files", "a.png", "image/png", &png)],
+            )
+            .await;
+            assert_eq!(status, 200);
+            names.push(body["files"][0]["filename"].as_str().unwrap().to_owned());
+        }
+        let up = started.elapsed();
+        let started = std::time::Instant::now();
+        for name in &names {
+            let d = download(
+                &t,
+                ListenerKind::Unified,
+                &format!("/uploads/{name}"),
+                Some(&u.token),
+            )
+            .await;
+            assert_eq!(d.status, 200);
+        }
+        let down = started.elapsed();
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            let (status, body) = call(
+                &t,
+                Method::GET,
+                "/api/files?limit=100",
+                Some(&u.token),
+                None,
+            )
+            .await;
+            assert_eq!((status, body["files"].as_array().unwrap().len()), (200, n));
+        }
+        let list = started.elapsed();
+        eprintln!(
+            "{backend:?}: {n} × 1 MiB uploads {:.1} ms each; downloads {:.1} ms each; GET /api/files (100 items) {:.1} ms each",
+            up.as_secs_f64() * 1000.0 / n as f64,
+            down.as_secs_f64() * 1000.0 / n as f64,
+            list.as_secs_f64() * 1000.0 / n as f64,
+        );
+        t.stop().await;
+    }
+}
