@@ -582,6 +582,15 @@ async fn messaging_single_upload() {
         let url = body["file"]["url"].as_str().unwrap().to_owned();
         let d = download(&t, k, &url, Some(&u.token)).await;
         assert_eq!((d.status, d.body.as_slice()), (200, PNG));
+        let other = user(&t, "participant").await;
+        let d = download(&t, k, &url, Some(&other.token)).await;
+        assert_eq!(
+            d.status, 200,
+            "chat attachments reach every participant by URL"
+        );
+        let d = download(&t, k, &url, None).await;
+        assert_eq!(d.status, 200);
+        assert!(d.disposition.starts_with("inline"));
 
         let (status, body) = upload(&t, k, "/api/upload", Some(&u.token), &[]).await;
         assert_eq!(

@@ -61,14 +61,23 @@ async fn list(
     let groups = store::groups_of(&mut conn, &user.id, page)
         .await
         .map_err(db_fail(fail))?;
-    let mut organizations = Vec::with_capacity(groups.len());
-    for (group, role) in groups {
-        organizations.push(
-            summary(&mut conn, group, role)
-                .await
-                .map_err(db_fail(fail))?,
-        );
-    }
+    let ids: Vec<String> = groups.iter().map(|(g, _)| g.id.clone()).collect();
+    let counts: std::collections::HashMap<String, i64> = store::member_counts(&mut conn, &ids)
+        .await
+        .map_err(db_fail(fail))?
+        .into_iter()
+        .collect();
+    let organizations: Vec<OrgSummary> = groups
+        .into_iter()
+        .map(|(group, role)| OrgSummary {
+            member_count: counts.get(&group.id).copied().unwrap_or(0),
+            id: group.id,
+            name: group.name,
+            description: group.description.unwrap_or_default(),
+            role,
+            created_at: group.created_at,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "organizations": organizations })))
 }
 

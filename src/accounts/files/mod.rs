@@ -6,6 +6,8 @@
 //! - Bytes live under random names in a [`storage::BlobStore`] (`<data_dir>/uploads`); responses
 //!   carry `/uploads/<name>` URLs, never server paths.
 //! - Metadata routes answer only the owner (others get the same 404 as a missing id).
+//! - `POST /upload` (the messaging service's chat attachments) stores files as public: the message
+//!   carries the URL to every participant, and the random stored name is what grants access.
 //! - `GET /uploads/<name>` serves a file to anyone when `isPublic`, else to its owner and the members
 //!   of its project. Because `<img src>` cannot send headers, the caller may be identified by
 //!   `Authorization: Bearer` or by `?token=<access token>`; anyone else gets 404. Only JPEG, PNG,
@@ -142,6 +144,9 @@ struct UploadSpec {
     max_files: usize,
     fail: &'static str,
     no_files: fn() -> ApiError,
+    /// Chat attachments are shared with a conversation by their URL, which the downloading
+    /// participants cannot prove membership for; their random 128-bit name is the capability.
+    public: bool,
 }
 
 /// Receives a form, checks the project, and records every stored file; refused or failed uploads
@@ -180,7 +185,7 @@ async fn receive_and_record(
             sniffed_type: Some(f.kind.mime.to_owned()),
             description: None,
             tags: Json(Vec::new()),
-            is_public: false,
+            is_public: spec.public,
             created_at: at,
             updated_at: at,
         })
@@ -243,6 +248,7 @@ async fn upload_files(
         max_files: state.files.max_files,
         fail: "Error uploading files",
         no_files,
+        public: false,
     };
     let rows = receive_and_record(&state, &user, &req, payload, spec).await?;
     if rows.is_empty() {
@@ -264,6 +270,7 @@ async fn upload_single(
         max_files: 1,
         fail: "File upload failed",
         no_files: no_file,
+        public: true,
     };
     let rows = receive_and_record(&state, &user, &req, payload, spec).await?;
     let Some(row) = rows.into_iter().next() else {

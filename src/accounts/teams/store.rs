@@ -105,6 +105,21 @@ pub async fn groups_of(
     })?)
 }
 
+/// Member counts of several groups in one query.
+pub async fn member_counts(
+    conn: &mut Conn<'_>,
+    group_ids: &[String],
+) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(crate::db!(conn, |c| {
+        group_members::table
+            .filter(group_members::group_id.eq_any(group_ids))
+            .group_by(group_members::group_id)
+            .select((group_members::group_id, diesel::dsl::count_star()))
+            .load(c)
+            .await
+    })?)
+}
+
 pub async fn member_count(conn: &mut Conn<'_>, group_id: &str) -> Result<i64, DbError> {
     Ok(crate::db!(conn, |c| {
         group_members::table
