@@ -456,3 +456,103 @@ async fn bad_bodies_on_every_json_route() {
         t.stop().await;
     }
 }
+
+/// The frontend's resource flow on the rollback `serve auth` (prefix `/api` only) and on `serve
+/// unified` without the prefix (what the production ingress sends): organization, team, invite,
+/// project, then upload, list, download and delete a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontend_flow_on_auth_and_bare_unified() {
+    for backend in backends() {
+        for (target, kind, prefix) in [
+            (Target::Auth, ListenerKind::Auth, "/api"),
+            (Target::Unified, ListenerKind::Unified, ""),
+        ] {
+            let t = TestServer::start(target, backend).await;
+            let a = user(&t, "alice").await;
+            let b = user(&t, "bob").await;
+            let p = |path: &str| format!("{prefix}{path}");
+            let go = |method: Method, path: String, token: &str, body: Option<Value>| {
+                let token = token.to_owned();
+                let t = &t;
+                async move {
+                    resources_support::call_on(t, kind, method, &path, Some(&token), body).await
+                }
+            };
+            let (status, _) = go(
+                Method::POST,
+                p("/organizations"),
+                &a.token,
+                Some(json!({"name": "Org"})),
+            )
+            .await;
+            assert_eq!(status, 201);
+            let (status, team) = go(
+                Method::POST,
+                p("/teams"),
+                &a.token,
+                Some(json!({"name": "Team"})),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let team_id = team["team"]["id"].as_str().unwrap().to_owned();
+            let (status, _) = go(
+                Method::POST,
+                p(&format!("/teams/{team_id}/invite")),
+                &a.token,
+                Some(json!({"email": b.email})),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let (status, _) = go(
+                Method::POST,
+                p(&format!("/teams/{team_id}/accept-invite")),
+                &b.token,
+                None,
+            )
+            .await;
+            assert_eq!(status, 200);
+            let (status, project) = go(
+                Method::POST,
+                p("/projects"),
+                &a.token,
+                Some(json!({"name": "P", "teamId": team_id})),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let project_id = project["project"]["id"].as_str().unwrap().to_owned();
+            let (status, body) = upload(
+                &t,
+                kind,
+                &p("/files/upload"),
+                Some(&a.token),
+                &[
+                    file_part("files", "a.png", "image/png", PNG),
+                    text_part("projectId", &project_id),
+                ],
+            )
+            .await;
+            assert_eq!(status, 200, "{target:?} {body}");
+            let file = &body["files"][0];
+            let (status, list) = go(Method::GET, p("/files"), &a.token, None).await;
+            assert_eq!((status, list["files"].as_array().unwrap().len()), (200, 1));
+            let res = t
+                .client
+                .get(t.url(kind, file["url"].as_str().unwrap()))
+                .bearer_auth(&a.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+            assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
+            let (status, _) = go(
+                Method::DELETE,
+                p(&format!("/files/{}", file["id"].as_str().unwrap())),
+                &a.token,
+                None,
+            )
+            .await;
+            assert_eq!(status, 200);
+            t.stop().await;
+        }
+    }
+}
