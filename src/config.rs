@@ -63,6 +63,7 @@ pub struct Settings {
     pub collab: CollabSettings,
     pub monitor: MonitorSettings,
     pub log: LogSettings,
+    pub uploads: UploadSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +163,13 @@ pub struct CollabSettings {
 #[serde(deny_unknown_fields)]
 pub struct MonitorSettings {
     pub public: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSettings {
+    pub max_file_bytes: u64,
+    pub max_files: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

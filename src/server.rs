@@ -270,7 +270,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             .wrap(crate::web::security_headers(production))
             .wrap(from_fn(crate::monitor::record_http))
             .wrap(from_fn(crate::web::request::echo_request_id))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::web::access_log::PathOnlyRootSpan>::new())
     })
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout_secs);

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every listener: CORS, security headers, request ids, body limits, the JSON
 //! 404, and the Socket.IO bridge.
 
+pub mod access_log;
 pub mod cors;
 pub mod identity;
 pub mod paging;

@@ -1,0 +1,211 @@
+//! Queries of projects, their members and the conversation a project links to.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::accounts::tx::usable_id;
+use crate::db::schema::{
+    conversation_participants, conversations, group_members, project_members, projects,
+};
+use crate::db::{Conn, DbError, Timestamp};
+use crate::web::paging::Page;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = projects)]
+pub struct ProjectRow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub group_id: Option<String>,
+    pub status: String,
+    pub priority: String,
+    pub created_by: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub channel_id: Option<String>,
+    pub channel_linked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = project_members)]
+pub struct ProjectMemberRow {
+    pub project_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub joined_at: Timestamp,
+}
+
+pub async fn project(conn: &mut Conn<'_>, id: &str) -> Result<Option<ProjectRow>, DbError> {
+    if !usable_id(id) {
+        return Ok(None);
+    }
+    Ok(crate::db!(conn, |c| {
+        projects::table
+            .find(id)
+            .select(ProjectRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+pub async fn member(
+    conn: &mut Conn<'_>,
+    project_id: &str,
+    user_id: &str,
+) -> Result<Option<ProjectMemberRow>, DbError> {
+    if !usable_id(project_id) || !usable_id(user_id) {
+        return Ok(None);
+    }
+    Ok(crate::db!(conn, |c| {
+        project_members::table
+            .find((project_id, user_id))
+            .select(ProjectMemberRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+pub async fn members_of(
+    conn: &mut Conn<'_>,
+    project_ids: &[String],
+) -> Result<Vec<ProjectMemberRow>, DbError> {
+    Ok(crate::db!(conn, |c| {
+        project_members::table
+            .filter(project_members::project_id.eq_any(project_ids))
+            .order((
+                project_members::joined_at.asc(),
+                project_members::user_id.asc(),
+            ))
+            .select(ProjectMemberRow::as_select())
+            .load(c)
+            .await
+    })?)
+}
+
+/// Projects `user_id` is a member of, newest first.
+pub async fn projects_of(
+    conn: &mut Conn<'_>,
+    user_id: &str,
+    page: Page,
+) -> Result<Vec<ProjectRow>, DbError> {
+    Ok(crate::db!(conn, |c| {
+        projects::table
+            .inner_join(project_members::table)
+            .filter(project_members::user_id.eq(user_id))
+            .order((projects::created_at.desc(), projects::id.desc()))
+            .limit(i64::from(page.limit))
+            .offset(page.offset as i64)
+            .select(ProjectRow::as_select())
+            .load(c)
+            .await
+    })?)
+}
+
+pub async fn insert(
+    conn: &mut Conn<'_>,
+    project: &ProjectRow,
+    owner: &ProjectMemberRow,
+) -> Result<(), DbError> {
+    crate::db!(conn, |c| {
+        diesel::insert_into(projects::table)
+            .values(project.clone())
+            .execute(c)
+            .await
+    })?;
+    crate::db!(conn, |c| {
+        diesel::insert_into(project_members::table)
+            .values(owner.clone())
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut Conn<'_>, project: &ProjectRow) -> Result<(), DbError> {
+    crate::db!(conn, |c| {
+        diesel::update(projects::table.find(&project.id))
+            .set((
+                projects::name.eq(&project.name),
+                projects::description.eq(&project.description),
+                projects::status.eq(&project.status),
+                projects::priority.eq(&project.priority),
+                projects::updated_at.eq(project.updated_at),
+                projects::channel_id.eq(&project.channel_id),
+                projects::channel_linked_at.eq(project.channel_linked_at),
+            ))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// The name of a conversation, `None` when it does not exist.
+pub async fn conversation_name(
+    conn: &mut Conn<'_>,
+    id: &str,
+) -> Result<Option<Option<String>>, DbError> {
+    if !usable_id(id) {
+        return Ok(None);
+    }
+    Ok(crate::db!(conn, |c| {
+        conversations::table
+            .find(id)
+            .select(conversations::name)
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+/// Whether `user_id` may use a conversation (ARCHITECTURE §4): an explicit participant, a member of
+/// its team, or a member of its project.
+pub async fn can_use_conversation(
+    conn: &mut Conn<'_>,
+    id: &str,
+    user_id: &str,
+) -> Result<bool, DbError> {
+    if !usable_id(id) {
+        return Ok(false);
+    }
+    let participant: i64 = crate::db!(conn, |c| {
+        conversation_participants::table
+            .filter(conversation_participants::conversation_id.eq(id))
+            .filter(conversation_participants::user_id.eq(user_id))
+            .count()
+            .get_result(c)
+            .await
+    })?;
+    if participant > 0 {
+        return Ok(true);
+    }
+    let owners: Option<(Option<String>, Option<String>)> = crate::db!(conn, |c| {
+        conversations::table
+            .find(id)
+            .select((conversations::group_id, conversations::project_id))
+            .first(c)
+            .await
+            .optional()
+    })?;
+    let Some((group_id, project_id)) = owners else {
+        return Ok(false);
+    };
+    if let Some(group_id) = group_id {
+        let n: i64 = crate::db!(conn, |c| {
+            group_members::table
+                .filter(group_members::group_id.eq(&group_id))
+                .filter(group_members::user_id.eq(user_id))
+                .count()
+                .get_result(c)
+                .await
+        })?;
+        if n > 0 {
+            return Ok(true);
+        }
+    }
+    if let Some(project_id) = project_id {
+        return Ok(member(conn, &project_id, user_id).await?.is_some());
+    }
+    Ok(false)
+}

@@ -1,0 +1,563 @@
+//! Teams (CONTRACT §6): create, list, read, update, invite, accept an invite, remove a member, change a
+//! role. Organizations (§5) are the same stored record; see `accounts::organizations`.
+//!
+//! Hardening over the original (CONTRACT §14.2): invites carry `admin` or `member` only, a team never
+//! loses its last owner, an organization creator's `admin` counts as owner, and only owners and admins
+//! see pending invite e-mails.
+
+pub mod model;
+pub mod store;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use self::model::{
+    team_view, GroupRow, InviteRow, MemberRow, Team, TeamMember, KIND_TEAM, MAX_DESCRIPTION_CHARS,
+    MAX_EMAIL_CHARS, MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
+};
+use super::tx::{db_fail, TxError};
+use crate::db::{now, Conn};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::web::identity::AuthUser;
+use crate::web::paging::{PageQuery, MAX_LIMIT};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/teams", web::post().to(create))
+        .route("/teams", web::get().to(list))
+        .route("/teams/{id}", web::get().to(get))
+        .route("/teams/{id}", web::put().to(update))
+        .route("/teams/{id}/invite", web::post().to(invite))
+        .route("/teams/{id}/accept-invite", web::post().to(accept_invite))
+        .route(
+            "/teams/{id}/members/{user_id}",
+            web::delete().to(remove_member),
+        )
+        .route("/teams/{id}/members/{user_id}", web::put().to(change_role));
+}
+
+pub(crate) fn msg(status: StatusCode, code: &'static str, text: &str) -> ApiError {
+    ApiError::message(status, code, text)
+}
+
+fn team_not_found() -> ApiError {
+    msg(StatusCode::NOT_FOUND, "team_not_found", "Team not found")
+}
+
+fn permission_denied() -> ApiError {
+    msg(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "Permission denied",
+    )
+}
+
+fn last_owner() -> ApiError {
+    msg(
+        StatusCode::BAD_REQUEST,
+        "last_owner",
+        "A team must keep at least one owner",
+    )
+}
+
+/// Text fields may not carry NUL bytes (PostgreSQL cannot store them).
+pub(crate) fn nul_text() -> ApiError {
+    msg(
+        StatusCode::BAD_REQUEST,
+        "invalid_text",
+        "Text must not contain NUL characters",
+    )
+}
+
+/// Trimmed text, `None` when empty; 400 with `too_long` when over `max` characters.
+pub(crate) fn text_field(
+    value: Option<&str>,
+    max: usize,
+    too_long: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > max {
+        return Err(msg(StatusCode::BAD_REQUEST, "too_long", too_long));
+    }
+    if v.contains('\0') {
+        return Err(nul_text());
+    }
+    Ok(Some(v.to_owned()))
+}
+
+pub(crate) fn name_too_long(what: &str, max: usize) -> String {
+    format!("{what} name must be at most {max} characters")
+}
+
+pub(crate) fn description_too_long(max: usize) -> String {
+    format!("Description must be at most {max} characters")
+}
+
+/// A team with its members and invites, as `viewer` may see it.
+pub(crate) async fn load_team(
+    conn: &mut Conn<'_>,
+    group: GroupRow,
+    viewer: &str,
+) -> Result<Team, crate::db::DbError> {
+    let ids = [group.id.clone()];
+    let members = store::members_of(conn, &ids).await?;
+    let invites = store::invites_of(conn, &ids).await?;
+    Ok(team_view(group, members, invites, viewer))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GroupBody {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Creates a team or an organization with its creator as the only member.
+pub(crate) async fn create_group(
+    state: &AppState,
+    user: &AuthUser,
+    kind: &str,
+    name: String,
+    description: Option<String>,
+    creator_role: &str,
+) -> Result<GroupRow, TxError> {
+    let at = now();
+    let group = GroupRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: kind.to_owned(),
+        name,
+        description,
+        created_by: Some(user.id.clone()),
+        created_at: at,
+        updated_at: at,
+    };
+    let creator = MemberRow {
+        group_id: group.id.clone(),
+        user_id: user.id.clone(),
+        role: creator_role.to_owned(),
+        joined_at: at,
+    };
+    let row = group.clone();
+    state
+        .db
+        .transaction(async move |mut conn| {
+            store::insert_group(&mut conn, &row, &creator).await?;
+            Ok::<_, TxError>(())
+        })
+        .await?;
+    Ok(group)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<GroupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = text_field(
+        body.name.as_deref(),
+        MAX_NAME_CHARS,
+        &name_too_long("Team", MAX_NAME_CHARS),
+    )?
+    .ok_or_else(|| {
+        msg(
+            StatusCode::BAD_REQUEST,
+            "name_required",
+            "Team name is required",
+        )
+    })?;
+    let description = text_field(
+        body.description.as_deref(),
+        MAX_DESCRIPTION_CHARS,
+        &description_too_long(MAX_DESCRIPTION_CHARS),
+    )?;
+    let group = create_group(&state, &user, KIND_TEAM, name, description, ROLE_OWNER)
+        .await
+        .map_err(|e| e.into_api("Error creating team"))?;
+    let mut conn = state
+        .db
+        .get_read()
+        .await
+        .map_err(db_fail("Error creating team"))?;
+    let team = load_team(&mut conn.as_conn(), group, &user.id)
+        .await
+        .map_err(db_fail("Error creating team"))?;
+    tracing::info!(team = %team.id, user = %user.id, "team created");
+    Ok(HttpResponse::Ok().json(json!({"message": "Team created successfully", "team": team})))
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.resolve(MAX_LIMIT);
+    let fail = "Error retrieving teams";
+    let mut pooled = state.db.get_read().await.map_err(db_fail(fail))?;
+    let mut conn = pooled.as_conn();
+    let groups = store::groups_of(&mut conn, &user.id, page)
+        .await
+        .map_err(db_fail(fail))?;
+    let ids: Vec<String> = groups.iter().map(|(g, _)| g.id.clone()).collect();
+    let mut members = store::members_of(&mut conn, &ids)
+        .await
+        .map_err(db_fail(fail))?;
+    let mut invites = store::invites_of(&mut conn, &ids)
+        .await
+        .map_err(db_fail(fail))?;
+    let teams: Vec<Team> = groups
+        .into_iter()
+        .map(|(g, _)| {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                members.drain(..).partition(|m| m.group_id == g.id);
+            members = rest;
+            let (inv, rest): (Vec<_>, Vec<_>) = invites.drain(..).partition(|i| i.group_id == g.id);
+            invites = rest;
+            team_view(g, mine, inv, &user.id)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "teams": teams })))
+}
+
+/// The group and the caller's membership, or the route's 404.
+async fn group_and_member(
+    conn: &mut Conn<'_>,
+    id: &str,
+    user_id: &str,
+) -> Result<(GroupRow, Option<MemberRow>), TxError> {
+    let group = store::group(conn, id).await?.ok_or_else(team_not_found)?;
+    let member = store::member(conn, id, user_id).await?;
+    Ok((group, member))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let fail = "Error retrieving team";
+    let mut pooled = state.db.get_read().await.map_err(db_fail(fail))?;
+    let mut conn = pooled.as_conn();
+    let (group, member) = group_and_member(&mut conn, &path, &user.id)
+        .await
+        .map_err(|e| e.into_api(fail))?;
+    if member.is_none() {
+        return Err(msg(StatusCode::FORBIDDEN, "access_denied", "Access denied"));
+    }
+    let team = load_team(&mut conn, group, &user.id)
+        .await
+        .map_err(db_fail(fail))?;
+    Ok(HttpResponse::Ok().json(team))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<GroupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = text_field(
+        body.name.as_deref(),
+        MAX_NAME_CHARS,
+        &name_too_long("Team", MAX_NAME_CHARS),
+    )?;
+    // An empty name keeps the old one; an empty description clears it (CONTRACT §6).
+    let description = match body.description.as_deref() {
+        None => None,
+        Some(d) => Some(
+            text_field(
+                Some(d),
+                MAX_DESCRIPTION_CHARS,
+                &description_too_long(MAX_DESCRIPTION_CHARS),
+            )?
+            .unwrap_or_default(),
+        ),
+    };
+    let id = path.into_inner();
+    let user_id = user.id.clone();
+    let fail = "Error updating team";
+    let team = state
+        .db
+        .transaction(async move |mut conn| {
+            let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
+            if !member.is_some_and(|m| group.can_manage(&m)) {
+                return Err(permission_denied().into());
+            }
+            let name = name.unwrap_or_else(|| group.name.clone());
+            let description = match description {
+                Some(d) if d.is_empty() => None,
+                Some(d) => Some(d),
+                None => group.description.clone(),
+            };
+            store::update_group(&mut conn, &id, &name, description.as_deref(), now()).await?;
+            let group = store::group(&mut conn, &id)
+                .await?
+                .ok_or_else(team_not_found)?;
+            Ok::<_, TxError>(load_team(&mut conn, group, &user_id).await?)
+        })
+        .await
+        .map_err(|e| e.into_api(fail))?;
+    Ok(HttpResponse::Ok().json(team))
+}
+
+#[derive(Debug, Deserialize)]
+struct InviteBody {
+    email: Option<String>,
+    role: Option<String>,
+}
+
+/// Trimmed, lower-cased, plausibly an address (one `@` with text on both sides, no spaces).
+pub(crate) fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let plausible = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.chars().count() <= MAX_EMAIL_CHARS;
+    plausible.then_some(email)
+}
+
+async fn invite(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<InviteBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let raw = body.email.as_deref().map(str::trim).unwrap_or_default();
+    if raw.is_empty() {
+        return Err(msg(
+            StatusCode::BAD_REQUEST,
+            "email_required",
+            "Email is required",
+        ));
+    }
+    let email = normalize_email(raw).ok_or_else(|| {
+        msg(
+            StatusCode::BAD_REQUEST,
+            "invalid_email",
+            "Valid email is required",
+        )
+    })?;
+    // Invites never mint owners (CONTRACT §14.2); ownership is handed over by a role change.
+    let role = match body.role.as_deref().map(str::trim) {
+        None | Some("") => ROLE_MEMBER.to_owned(),
+        Some(r @ (ROLE_ADMIN | ROLE_MEMBER)) => r.to_owned(),
+        Some(_) => {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                "invalid_role",
+                "Role must be admin or member",
+            ))
+        }
+    };
+    let id = path.into_inner();
+    let user_id = user.id.clone();
+    let invite = state
+        .db
+        .transaction(async move |mut conn| {
+            let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
+            if !member.is_some_and(|m| group.can_manage(&m)) {
+                return Err(permission_denied().into());
+            }
+            if let Some(invitee) = store::user_id_by_email(&mut conn, &email).await? {
+                if store::member(&mut conn, &id, &invitee).await?.is_some() {
+                    return Err(msg(
+                        StatusCode::BAD_REQUEST,
+                        "already_member",
+                        "User is already a team member",
+                    )
+                    .into());
+                }
+            }
+            let at = now();
+            if let Some(mut pending) = store::pending_invite(&mut conn, &id, &email).await? {
+                store::refresh_invite(&mut conn, &pending.id, &role, &user_id, at).await?;
+                pending.role = role;
+                pending.invited_by = Some(user_id);
+                pending.invited_at = at;
+                return Ok(pending);
+            }
+            let row = InviteRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                group_id: id,
+                email,
+                role,
+                invited_by: Some(user_id),
+                invited_at: at,
+                status: "pending".into(),
+                responded_at: None,
+            };
+            store::insert_invite(&mut conn, &row).await?;
+            Ok::<_, TxError>(row)
+        })
+        .await
+        .map_err(|e| e.into_api("Error sending invitation"))?;
+    tracing::info!(team = %invite.group_id, invite = %invite.id, "team invite created");
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "Invitation sent successfully",
+        "invite": model::TeamInvite::from(invite),
+    })))
+}
+
+async fn accept_invite(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let user_id = user.id.clone();
+    let token_email = user.email.to_lowercase();
+    let team = state
+        .db
+        .transaction(async move |mut conn| {
+            let group = store::group(&mut conn, &id)
+                .await?
+                .ok_or_else(team_not_found)?;
+            // The stored address wins over the token's, which may predate an e-mail change.
+            let email = store::user_email(&mut conn, &user_id)
+                .await?
+                .unwrap_or(token_email);
+            let invite = store::pending_invite(&mut conn, &id, &email)
+                .await?
+                .ok_or_else(|| {
+                    msg(
+                        StatusCode::NOT_FOUND,
+                        "invite_not_found",
+                        "Invitation not found",
+                    )
+                })?;
+            let at = now();
+            store::add_member(
+                &mut conn,
+                &MemberRow {
+                    group_id: id.clone(),
+                    user_id: user_id.clone(),
+                    role: invite.role.clone(),
+                    joined_at: at,
+                },
+            )
+            .await?;
+            store::mark_invite_accepted(&mut conn, &invite.id, at).await?;
+            Ok::<_, TxError>(load_team(&mut conn, group, &user_id).await?)
+        })
+        .await
+        .map_err(|e| e.into_api("Error accepting invitation"))?;
+    tracing::info!(team = %team.id, user = %user.id, "team invite accepted");
+    Ok(HttpResponse::Ok().json(json!({"message": "Successfully joined the team", "team": team})))
+}
+
+async fn remove_member(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, target) = path.into_inner();
+    let user_id = user.id.clone();
+    state
+        .db
+        .transaction(async move |mut conn| {
+            store::lock_group(&mut conn, &id).await?;
+            let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
+            let is_self = target == user_id;
+            let allowed = is_self || member.as_ref().is_some_and(|m| group.can_manage(m));
+            if member.is_none() || !allowed {
+                return Err(permission_denied().into());
+            }
+            let target_member = store::member(&mut conn, &id, &target)
+                .await?
+                .ok_or_else(|| {
+                    msg(
+                        StatusCode::NOT_FOUND,
+                        "member_not_found",
+                        "Member not found",
+                    )
+                })?;
+            if group.is_owner_equivalent(&target_member) {
+                if !is_self {
+                    return Err(msg(
+                        StatusCode::BAD_REQUEST,
+                        "cannot_remove_owner",
+                        "Cannot remove team owner",
+                    )
+                    .into());
+                }
+                if store::owner_count(&mut conn, &group).await? <= 1 {
+                    return Err(last_owner().into());
+                }
+            }
+            store::remove_member(&mut conn, &id, &target).await?;
+            Ok::<_, TxError>(())
+        })
+        .await
+        .map_err(|e| e.into_api("Error removing member"))?;
+    Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleBody {
+    role: Option<String>,
+}
+
+async fn change_role(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let role = match body.into_inner().role.as_deref() {
+        Some(r @ (ROLE_OWNER | ROLE_ADMIN | ROLE_MEMBER)) => r.to_owned(),
+        _ => {
+            return Err(msg(
+                StatusCode::BAD_REQUEST,
+                "invalid_role",
+                "Valid role is required",
+            ))
+        }
+    };
+    let (id, target) = path.into_inner();
+    let user_id = user.id.clone();
+    let member = state
+        .db
+        .transaction(async move |mut conn| {
+            store::lock_group(&mut conn, &id).await?;
+            let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
+            if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
+                return Err(msg(
+                    StatusCode::FORBIDDEN,
+                    "owner_only",
+                    "Only team owner can change roles",
+                )
+                .into());
+            }
+            let mut target_member =
+                store::member(&mut conn, &id, &target)
+                    .await?
+                    .ok_or_else(|| {
+                        msg(
+                            StatusCode::NOT_FOUND,
+                            "member_not_found",
+                            "Member not found",
+                        )
+                    })?;
+            let was_owner = group.is_owner_equivalent(&target_member);
+            target_member.role = role.clone();
+            let stays_owner = group.is_owner_equivalent(&target_member);
+            if was_owner && !stays_owner && store::owner_count(&mut conn, &group).await? <= 1 {
+                return Err(last_owner().into());
+            }
+            store::set_role(&mut conn, &id, &target, &role).await?;
+            Ok::<_, TxError>(target_member)
+        })
+        .await
+        .map_err(|e| e.into_api("Error updating member role"))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "Member role updated successfully",
+        "member": TeamMember::from(member),
+    })))
+}
