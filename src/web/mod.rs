@@ -2,8 +2,10 @@
 //! 404, and the Socket.IO bridge.
 
 pub mod cors;
+pub mod csrf;
 pub mod identity;
 pub mod paging;
+pub mod rate_limit;
 pub mod request;
 pub mod socketio;
 
