@@ -227,8 +227,16 @@ struct LogoutBody {
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    // The bare `Bytes` extractor would answer an oversize body in plain text.
+    let body = body.map_err(|_| {
+        ApiError::message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Request body too large",
+        )
+    })?;
     let refresh = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
