@@ -160,8 +160,8 @@ async fn create_admin(settings: &Settings, email: &str, name: Option<&str>) -> E
         }
     };
     match flux::auth::admin::create_admin(settings, email, name, &password).await {
-        Ok(id) => {
-            println!("created admin {email} ({id})");
+        Ok(user) => {
+            println!("created admin {} ({})", user.email, user.id);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -739,7 +739,8 @@ async fn admins_come_from_the_cli_only() {
             PASSWORD,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .id;
         let again =
             flux::auth::admin::create_admin(&settings, "root@example.com", None, PASSWORD).await;
         assert!(again.unwrap_err().to_string().contains("already exists"));
@@ -777,4 +778,67 @@ async fn apple_is_not_implemented_and_google_needs_configuration() {
     assert_eq!(res.status, 500);
     assert_eq!(res.body, json!({"message": "Google OAuth not configured"}));
     t.stop().await;
+}
+
+/// `flux user create-admin` reads the password from stdin when it is not a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_admin_cli_reads_the_password_from_stdin() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/flux.db", dir.path().display());
+    let run = |email: &str, input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flux"))
+            .args(["user", "create-admin", "--email", email, "--name", "Chief"])
+            .env("DATABASE_URL", &url)
+            .env("FLUX__DATA_DIR", dir.path())
+            .env("FLUX__LOG__LEVEL", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("Chief@Example.com", &format!("{PASSWORD}\n"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("created admin chief@example.com"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PASSWORD));
+
+    let out = run("chief@example.com", &format!("{PASSWORD}\n"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = run("weak@example.com", "weak\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+
+    let db = flux::db::Db::connect(&flux::db::DbOptions::new(url.clone()))
+        .await
+        .unwrap();
+    let user = flux::auth::store::user_by_email(&db, "chief@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.user_type, "admin");
+    assert_eq!(user.name, "Chief");
+    assert!(user.password_hash.unwrap().starts_with("$argon2id$"));
+    assert!(flux::auth::store::user_by_email(&db, "weak@example.com")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -325,7 +325,8 @@ async fn admin_update_and_delete() {
         let admin_id =
             flux::auth::admin::create_admin(&settings, "boss@example.com", None, PASSWORD)
                 .await
-                .unwrap();
+                .unwrap()
+                .id;
         let admin = token(&api.login("boss@example.com", PASSWORD).await.body);
         let member = api.signup("member@example.com", "Member").await;
         let member_tok = token(&member);

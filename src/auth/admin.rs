@@ -1,6 +1,6 @@
 //! `flux user create-admin`: the only way to make an admin (public signup refuses `admin`).
 
-use crate::auth::model::{is_email, normalize_email, NewUser};
+use crate::auth::model::{is_email, normalize_email, NewUser, UserRow};
 use crate::auth::password::{self, Passwords, SCHEME_ARGON2};
 use crate::auth::store;
 use crate::config::Settings;
@@ -18,14 +18,14 @@ pub enum CreateAdminError {
     Hash(#[from] password::PasswordError),
 }
 
-/// Creates an admin account; returns its id. The schema must be current (`flux migrate run`, or the
+/// Creates an admin account and returns it. The schema must be current (`flux migrate run`, or the
 /// embedded SQLite default, which this migrates as a server start would).
 pub async fn create_admin(
     settings: &Settings,
     email: &str,
     name: Option<&str>,
     password: &str,
-) -> Result<String, CreateAdminError> {
+) -> Result<UserRow, CreateAdminError> {
     let email = normalize_email(email);
     if !is_email(&email) {
         return Err(CreateAdminError::Invalid(format!(
@@ -55,7 +55,7 @@ pub async fn create_admin(
     new.password_scheme = Some(SCHEME_ARGON2.to_owned());
     new.email_verified = true;
     match store::insert_user(&db, new).await {
-        Ok(user) => Ok(user.id),
+        Ok(user) => Ok(user),
         Err(DbError::UniqueViolation { .. }) => Err(CreateAdminError::Exists(email)),
         Err(e) => Err(e.into()),
     }

@@ -4,6 +4,7 @@
 //! semaphore: a login storm queues for the permits instead of occupying every core, and the async
 //! workers keep answering sockets and cheap requests.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -49,6 +50,8 @@ pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
     capacity: usize,
+    in_flight: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
     /// A hash of a random password: unknown e-mails are verified against it so that the response
     /// time does not tell whether an account exists.
     dummy: Arc<String>,
@@ -82,12 +85,19 @@ impl Passwords {
             params,
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
             dummy: Arc::new(dummy),
         }
     }
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// The most hashes that ever ran at once (never above [`capacity`](Self::capacity)).
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// An argon2id PHC string of `password` (scheme [`SCHEME_ARGON2`]).
@@ -126,9 +136,16 @@ impl Passwords {
             .acquire_owned()
             .await
             .map_err(|e| PasswordError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| PasswordError::Task(e.to_string()))
+        let (in_flight, peak) = (self.in_flight.clone(), self.peak.clone());
+        tokio::task::spawn_blocking(move || {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            let out = work();
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            out
+        })
+        .await
+        .map_err(|e| PasswordError::Task(e.to_string()))
     }
 }
 
@@ -264,6 +281,57 @@ mod tests {
             verify_sync(&params(), "P&ss<word>2", &stored, Some(SCHEME_LEGACY)),
             Verdict::Mismatch
         );
+    }
+
+    fn settings(concurrency: usize) -> AuthSettings {
+        let mut s = crate::config::Settings::load_from(None, &Default::default())
+            .unwrap()
+            .auth;
+        s.argon2_memory_kib = 8192;
+        s.argon2_iterations = 2;
+        s.password_hash_concurrency = concurrency;
+        s
+    }
+
+    /// The cap holds under a storm, and hashing never blocks the async thread: on a current-thread
+    /// runtime a ticker keeps running while eight hashes are computed.
+    #[test]
+    fn hashing_is_capped_and_off_the_async_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let passwords = Passwords::new(&settings(2));
+            let ticks = Arc::new(AtomicUsize::new(0));
+            let ticker = {
+                let ticks = ticks.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        ticks.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            };
+            let started = std::time::Instant::now();
+            let jobs: Vec<_> = (0..8)
+                .map(|i| {
+                    let p = passwords.clone();
+                    tokio::spawn(async move { p.hash(format!("Password{i}")).await })
+                })
+                .collect();
+            for job in jobs {
+                assert!(job.await.unwrap().unwrap().starts_with("$argon2id$"));
+            }
+            let elapsed = started.elapsed();
+            ticker.abort();
+            assert_eq!(passwords.peak_in_flight(), 2, "cap reached, never exceeded");
+            let ticks = ticks.load(Ordering::SeqCst);
+            // Hashing on this thread would leave the ticker at most one tick between two hashes
+            // (8); a free thread ticks every 1-2 ms. Generous slack for timer granularity.
+            let expected = (elapsed.as_millis() as usize / 10).max(24);
+            assert!(ticks >= expected, "{ticks} ticks in {elapsed:?}");
+        });
     }
 
     #[test]
