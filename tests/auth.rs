@@ -341,6 +341,30 @@ async fn refresh_rotation_and_reuse_detection() {
             .await;
         assert_eq!(alive.status, 200);
 
+        // Two concurrent refreshes of one token: exactly one wins, and the loser's presentation
+        // counts as reuse, so the family ends revoked either way.
+        let fresh = api.login("rot@example.com", PASSWORD).await.body["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let body = json!({"refreshToken": fresh});
+        let (a, b) = tokio::join!(
+            api.post("/auth/refresh", body.clone(), None),
+            api.post("/auth/refresh", body.clone(), None)
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 401], "{} {}", a.body, b.body);
+        let winner = if a.status == 200 { a } else { b };
+        let after = api
+            .post(
+                "/auth/refresh",
+                json!({"refreshToken": winner.body["refreshToken"]}),
+                None,
+            )
+            .await;
+        assert_eq!(after.status, 401);
+
         let missing = api.post("/auth/refresh", json!({}), None).await;
         assert_eq!(missing.status, 400);
         assert_eq!(
