@@ -1,4 +1,4 @@
-//! Command line: `flux serve <target>`, `flux migrate …`, `flux healthcheck`.
+//! Command line: `flux serve <target>`, `flux migrate …`, `flux user create-admin`, `flux healthcheck`.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Account administration.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Exit 0 when the server's /health/ready answers 200 (for container health checks).
     Healthcheck {
         /// Readiness URL to probe; defaults to http://127.0.0.1:<PORT>/health/ready.
@@ -61,6 +66,20 @@ pub enum Target {
     Collab,
     /// Development: unified on 3001 and collab on 3003 in one process.
     All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create an admin account (public signup never creates admins). The password is read from
+    /// stdin when it is not a terminal, otherwise prompted for without echo.
+    CreateAdmin {
+        /// E-mail address of the new admin.
+        #[arg(long)]
+        email: String,
+        /// Display name; defaults to the part of the e-mail before `@`.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +116,14 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["flux", "serve", "nope"]).is_err());
+        let cli =
+            Cli::try_parse_from(["flux", "user", "create-admin", "--email", "a@b.co"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::User {
+                action: UserAction::CreateAdmin { ref email, name: None }
+            } if email == "a@b.co"
+        ));
         let cli = Cli::try_parse_from(["flux", "migrate", "revert", "--steps", "2"]).unwrap();
         assert!(matches!(
             cli.command,

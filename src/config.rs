@@ -111,6 +111,11 @@ pub struct AuthSettings {
     pub access_token_ttl_secs: u64,
     pub csrf: CsrfMode,
     pub google_client_id: String,
+    pub google_jwks_url: String,
+    pub refresh_token_ttl_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub password_hash_concurrency: usize,
 }
 
 // Hand-written so the secret can never reach a log through `{:?}`.
@@ -121,6 +126,11 @@ impl std::fmt::Debug for AuthSettings {
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("csrf", &self.csrf)
             .field("google_client_id", &self.google_client_id)
+            .field("google_jwks_url", &self.google_jwks_url)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("argon2_iterations", &self.argon2_iterations)
+            .field("password_hash_concurrency", &self.password_hash_concurrency)
             .finish()
     }
 }
@@ -137,6 +147,9 @@ pub struct RateLimitSettings {
     pub window_ms: u64,
     pub max_requests: u32,
     pub auth_max: u32,
+    pub lockout_failures: u32,
+    pub lockout_window_secs: u64,
+    pub lockout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use flux::cli::{Cli, Command, MigrateAction};
+use flux::cli::{Cli, Command, MigrateAction, UserAction};
 use flux::config::{SecretSource, Settings};
 
 /// Configuration problems exit with 2, like clap's usage errors, so scripts can tell them apart.
@@ -51,6 +51,12 @@ async fn main() -> ExitCode {
         Command::Migrate { action } => {
             flux::telemetry::init(&settings);
             migrate(&settings, action).await
+        }
+        Command::User {
+            action: UserAction::CreateAdmin { email, name },
+        } => {
+            flux::telemetry::init(&settings);
+            create_admin(&settings, &email, name.as_deref()).await
         }
         Command::Healthcheck { url, timeout } => {
             let url = url.unwrap_or_else(|| {
@@ -133,6 +139,33 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flux migrate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn create_admin(settings: &Settings, email: &str, name: Option<&str>) -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Password for {email}: "))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    };
+    let password = match password {
+        Ok(p) => p.trim_end_matches(['\r', '\n']).to_owned(),
+        Err(e) => {
+            eprintln!("flux user create-admin: cannot read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match flux::auth::admin::create_admin(settings, email, name, &password).await {
+        Ok(user) => {
+            println!("created admin {} ({})", user.email, user.id);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flux user create-admin: {e}");
             ExitCode::FAILURE
         }
     }

@@ -266,6 +266,9 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             } else {
                 web::to(crate::web::not_found)
             })
+            // Both pass through on the messaging and collab listeners (the legacy M had no CSRF).
+            .wrap(from_fn(crate::web::csrf::middleware))
+            .wrap(from_fn(crate::web::rate_limit::middleware))
             .wrap(from_fn(crate::web::cors::middleware))
             .wrap(crate::web::security_headers(production))
             .wrap(from_fn(crate::monitor::record_http))

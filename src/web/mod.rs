@@ -3,8 +3,10 @@
 
 pub mod access_log;
 pub mod cors;
+pub mod csrf;
 pub mod identity;
 pub mod paging;
+pub mod rate_limit;
 pub mod request;
 pub mod socketio;
 

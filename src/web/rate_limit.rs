@@ -1,0 +1,271 @@
+//! Rate limits (CONTRACT §2.5) and the per-account login lockout (ARCHITECTURE §6).
+//!
+//! - global: every request per client IP, except health probes and Socket.IO transport;
+//! - auth: `POST …/auth/signup` and `POST …/auth/login` per client IP;
+//! - lockout: failed logins per e-mail, counted in [`crate::auth`].
+//!
+//! Counters live behind [`LimitStore`], so they can move to Redis without touching the callers;
+//! [`MemoryStore`] keeps them in process. Hand-written rather than `actix-governor`: the legacy wire
+//! needs express-rate-limit's fixed windows, its draft-6 headers and its exact 429 bodies.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use futures_util::future::BoxFuture;
+use serde_json::json;
+
+use crate::state::{AppState, Listener};
+use crate::topology::ListenerKind;
+
+/// One counted hit in a fixed window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Hits in the current window, this one included.
+    pub count: u32,
+    /// Time until the window resets.
+    pub reset_in: Duration,
+}
+
+/// Where counters and locks live. Async so that a Redis implementation fits the same calls.
+pub trait LimitStore: Send + Sync {
+    /// Counts one hit on `key` in a fixed window of `window` starting at its first hit.
+    fn hit<'a>(&'a self, key: &'a str, window: Duration) -> BoxFuture<'a, Hit>;
+    /// Forgets the counter of `key`.
+    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
+    /// Locks `key` for `duration`.
+    fn lock<'a>(&'a self, key: &'a str, duration: Duration) -> BoxFuture<'a, ()>;
+    /// How long `key` stays locked, if it is.
+    fn locked_for<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<Duration>>;
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    count: u32,
+    ends: Instant,
+}
+
+/// In-process counters; expired entries are swept when the map grows.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    windows: Mutex<HashMap<String, Window>>,
+    locks: Mutex<HashMap<String, Instant>>,
+}
+
+/// Above this many keys, a hit first drops the expired ones (amortised; no sweeper task needed).
+const SWEEP_ABOVE: usize = 10_000;
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn hit_now(&self, key: &str, window: Duration, now: Instant) -> Hit {
+        let mut map = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() > SWEEP_ABOVE {
+            map.retain(|_, w| w.ends > now);
+        }
+        let entry = map.entry(key.to_owned()).or_insert(Window {
+            count: 0,
+            ends: now + window,
+        });
+        if entry.ends <= now {
+            *entry = Window {
+                count: 0,
+                ends: now + window,
+            };
+        }
+        entry.count = entry.count.saturating_add(1);
+        Hit {
+            count: entry.count,
+            reset_in: entry.ends.saturating_duration_since(now),
+        }
+    }
+}
+
+impl LimitStore for MemoryStore {
+    fn hit<'a>(&'a self, key: &'a str, window: Duration) -> BoxFuture<'a, Hit> {
+        Box::pin(async move { self.hit_now(key, window, Instant::now()) })
+    }
+
+    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.windows
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
+        })
+    }
+
+    fn lock<'a>(&'a self, key: &'a str, duration: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            if locks.len() > SWEEP_ABOVE {
+                locks.retain(|_, until| *until > now);
+            }
+            locks.insert(key.to_owned(), now + duration);
+        })
+    }
+
+    fn locked_for<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks
+                .get(key)
+                .map(|until| until.saturating_duration_since(now))
+                .filter(|d| !d.is_zero())
+        })
+    }
+}
+
+/// The limiter's view of one request: which budget applies and what the 429 says.
+struct Policy {
+    name: &'static str,
+    max: u32,
+    window: Duration,
+    message: &'static str,
+}
+
+const GLOBAL_MESSAGE: &str = "Too many requests from this IP, please try again later.";
+const AUTH_MESSAGE: &str = "Too many authentication attempts, please try again in 15 minutes.";
+
+fn is_auth_attempt(req: &ServiceRequest) -> bool {
+    if req.method() != Method::POST {
+        return false;
+    }
+    let path = req.path().trim_end_matches('/');
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    path == "/auth/login" || path == "/auth/signup"
+}
+
+fn exempt(req: &ServiceRequest) -> bool {
+    let path = req.path();
+    path.contains("/health") || path.starts_with("/socket.io")
+}
+
+/// The global and auth limiters, on the auth and unified listeners (the legacy messaging service had
+/// its own, looser setup; collab has none).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let applies = req
+        .app_data::<web::Data<Listener>>()
+        .is_some_and(|l| matches!(l.kind, ListenerKind::Unified | ListenerKind::Auth));
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let (Some(state), true) = (state, applies && !exempt(&req)) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let limits = &state.settings.rate_limit;
+    let window = Duration::from_millis(limits.window_ms.max(1));
+    let ip = crate::web::identity::client_ip(req.request(), state.settings.server.trusted_proxies)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+
+    let mut policies = vec![Policy {
+        name: "global",
+        max: limits.max_requests,
+        window,
+        message: GLOBAL_MESSAGE,
+    }];
+    if is_auth_attempt(&req) {
+        policies.push(Policy {
+            name: "auth",
+            max: limits.auth_max,
+            // The legacy auth limiter had a fixed 15-minute window whatever RATE_LIMIT_WINDOW_MS said.
+            window: Duration::from_secs(15 * 60),
+            message: AUTH_MESSAGE,
+        });
+    }
+
+    let store = state.auth.limits.as_ref();
+    let mut shown = None;
+    for policy in &policies {
+        let key = format!("rl:{}:{ip}", policy.name);
+        let hit = store.hit(&key, policy.window).await;
+        if hit.count > policy.max {
+            tracing::info!(limiter = policy.name, %ip, "rate limit exceeded");
+            let retry_after = policy.window.as_secs();
+            let mut res = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
+                "error": policy.message,
+                "message": policy.message,
+                "retryAfter": retry_after,
+            }));
+            set_headers(res.headers_mut(), policy, hit);
+            let secs = hit.reset_in.as_secs().max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+        shown = Some((policy, hit));
+    }
+    let mut res = next.call(req).await?;
+    if let Some((policy, hit)) = shown {
+        set_headers(res.headers_mut(), policy, hit);
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// express-rate-limit's `standardHeaders: true` (IETF draft 6).
+fn set_headers(headers: &mut actix_web::http::header::HeaderMap, policy: &Policy, hit: Hit) {
+    let remaining = policy.max.saturating_sub(hit.count);
+    let reset = hit.reset_in.as_secs().max(1);
+    let pairs = [
+        (
+            "ratelimit-policy",
+            format!("{};w={}", policy.max, policy.window.as_secs()),
+        ),
+        ("ratelimit-limit", policy.max.to_string()),
+        ("ratelimit-remaining", remaining.to_string()),
+        ("ratelimit-reset", reset.to_string()),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_window_counts_and_resets() {
+        let store = MemoryStore::new();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        assert_eq!(store.hit_now("k", w, t0).count, 1);
+        assert_eq!(store.hit_now("k", w, t0 + Duration::from_secs(1)).count, 2);
+        let hit = store.hit_now("k", w, t0 + Duration::from_secs(4));
+        assert_eq!(hit.count, 3);
+        assert_eq!(hit.reset_in, Duration::from_secs(6));
+        assert_eq!(store.hit_now("k", w, t0 + Duration::from_secs(10)).count, 1);
+        assert_eq!(store.hit_now("other", w, t0).count, 1);
+    }
+
+    #[tokio::test]
+    async fn locks_expire() {
+        let store = MemoryStore::new();
+        assert_eq!(store.locked_for("a").await, None);
+        store.lock("a", Duration::from_millis(50)).await;
+        assert!(store.locked_for("a").await.is_some());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(store.locked_for("a").await, None);
+    }
+}
