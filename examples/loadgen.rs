@@ -158,17 +158,24 @@ struct Stats {
     errors: AtomicU64,
 }
 
-async fn client(
-    args: Arc<Args>,
-    token: String,
+/// What every simulated client shares.
+struct Run {
+    args: Args,
     channel: String,
+    stats: Stats,
+    start_at: tokio::sync::Notify,
+    connected: AtomicU64,
+    stop_at: std::sync::OnceLock<Instant>,
+}
+
+async fn client(
+    run: Arc<Run>,
+    token: String,
     sender: bool,
-    stats: Arc<Stats>,
-    start_at: Arc<tokio::sync::Notify>,
-    connected: Arc<AtomicU64>,
-    stop_at: Arc<std::sync::OnceLock<Instant>>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Duration, String> {
+    let args = &run.args;
+    let channel = &run.channel;
     let ws_url = format!(
         "{}/socket.io/?EIO=4&transport=websocket",
         args.url.replacen("http", "ws", 1)
@@ -210,20 +217,16 @@ async fn client(
     )))
     .await
     .map_err(|e| e.to_string())?;
-    connected.fetch_add(1, Ordering::SeqCst);
+    run.connected.fetch_add(1, Ordering::SeqCst);
 
     let tx = Arc::new(Mutex::new(tx));
     if sender && !args.idle {
         let tx = tx.clone();
-        let stats = stats.clone();
-        let (args, channel, start_at, stop_at) = (
-            args.clone(),
-            channel.clone(),
-            start_at.clone(),
-            stop_at.clone(),
-        );
+        let run = run.clone();
         tokio::spawn(async move {
-            start_at.notified().await;
+            let (args, channel, stats, stop_at) =
+                (&run.args, &run.channel, &run.stats, &run.stop_at);
+            run.start_at.notified().await;
             let period = Duration::from_secs_f64(1.0 / args.rate);
             // Spread the senders over one period so they do not fire in lockstep.
             let jitter = Duration::from_micros(rand_below(period.as_micros() as u64));
@@ -260,11 +263,11 @@ async fn client(
                 .and_then(|v| v.parse::<u64>().ok())
             {
                 let latency = micros_now().saturating_sub(sent).max(1);
-                stats.delivered.fetch_add(1, Ordering::Relaxed);
-                let _ = stats.hist.lock().await.record(latency);
+                run.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                let _ = run.stats.hist.lock().await.record(latency);
             }
         } else if text.starts_with("42/messaging,[\"error\"") {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
+            run.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
     }
     Ok(connect_time)
@@ -276,20 +279,26 @@ fn rand_below(n: u64) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let args = Arc::new(parse_args());
+    let args = parse_args();
     let tokens = flux::auth::token::TokenKeys::new(&args.secret, 3600);
     let (users, channel) = seed(&args.database_url, args.clients).await;
     let rss_before = args.server_pid.and_then(rss_kib);
     let server_cpu_before = args.server_pid.map(|p| cpu_secs(&p.to_string()));
-    let stats = Arc::new(Stats {
-        hist: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")),
-        delivered: AtomicU64::new(0),
-        sent: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
+    let run = Arc::new(Run {
+        args: args.clone(),
+        channel,
+        stats: Stats {
+            hist: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")),
+            delivered: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        },
+        start_at: tokio::sync::Notify::new(),
+        connected: AtomicU64::new(0),
+        stop_at: std::sync::OnceLock::new(),
     });
-    let start_at = Arc::new(tokio::sync::Notify::new());
-    let connected = Arc::new(AtomicU64::new(0));
-    let stop_at: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let (stats, start_at, connected, stop_at) =
+        (&run.stats, &run.start_at, &run.connected, &run.stop_at);
 
     let connect_started = Instant::now();
     let mut handles = Vec::new();
@@ -297,17 +306,7 @@ async fn main() {
     for (i, (id, email)) in users.iter().enumerate() {
         let token = tokens.issue_access(id, email, "client").expect("token");
         let permit = gate.clone().acquire_owned().await.expect("semaphore");
-        let h = tokio::spawn(client(
-            args.clone(),
-            token,
-            channel.clone(),
-            i < args.senders,
-            stats.clone(),
-            start_at.clone(),
-            connected.clone(),
-            stop_at.clone(),
-            permit,
-        ));
+        let h = tokio::spawn(client(run.clone(), token, i < args.senders, permit));
         handles.push(h);
     }
     let deadline = Instant::now() + Duration::from_secs(60);

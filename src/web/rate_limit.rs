@@ -1,6 +1,7 @@
 //! Rate limits (CONTRACT §2.5) and the per-account login lockout (ARCHITECTURE §6).
 //!
-//! - global: every request per client IP, except health probes and Socket.IO transport;
+//! - global: every request per client IP, except health probes, `/services`, `/metrics` and the
+//!   Socket.IO transport;
 //! - auth: `POST …/auth/signup` and `POST …/auth/login` per client IP;
 //! - lockout: failed logins per e-mail, counted in [`crate::auth`].
 //!
@@ -151,7 +152,12 @@ fn is_auth_attempt(req: &ServiceRequest) -> bool {
 
 fn exempt(req: &ServiceRequest) -> bool {
     let path = req.path();
-    path.contains("/health") || path.starts_with("/socket.io")
+    // Probes and scrapes come from the platform, not from clients; limiting them would turn a busy
+    // monitor into an outage signal.
+    path.contains("/health")
+        || path.starts_with("/socket.io")
+        || path == "/services"
+        || path == "/metrics"
 }
 
 /// The global and auth limiters, on the auth and unified listeners (the legacy messaging service had
