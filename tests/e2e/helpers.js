@@ -157,11 +157,11 @@ async function waitForBinary() {
  * Start `flux serve unified` on a free port in a fresh temporary data dir and wait for `/health/ready`.
  * Returns a handle: { url, port, secret, proc, logs(), stop() }.
  */
-export async function startServer({ env = {}, readyTimeout = 20_000 } = {}) {
+export async function startServer({ env = {}, readyTimeout = 20_000, target = "unified" } = {}) {
   for (let attempt = 1; ; attempt++) {
     await waitForBinary();
     try {
-      return await startOnce({ env, readyTimeout });
+      return await startOnce({ env, readyTimeout, target });
     } catch (e) {
       // ENOENT/ETXTBSY when the binary is swapped mid-spawn, or a port race: retry a couple of times.
       if (attempt >= 3 || !/ENOENT|ETXTBSY|EADDRINUSE|[Aa]ddress already in use/.test(String(e.message))) throw e;
@@ -170,12 +170,12 @@ export async function startServer({ env = {}, readyTimeout = 20_000 } = {}) {
   }
 }
 
-async function startOnce({ env, readyTimeout }) {
+async function startOnce({ env, readyTimeout, target }) {
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), "flux-e2e-"));
   const secret = `e2e-secret-${"x".repeat(24)}-${process.pid}`; // > 32 bytes
   const output = [];
-  const proc = spawn(FLUX_BIN, ["serve", "unified"], {
+  const proc = spawn(FLUX_BIN, ["serve", target], {
     cwd: dataDir,
     env: {
       PATH: process.env.PATH,
