@@ -183,6 +183,8 @@ fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge,
     let s = &state.settings.socketio;
     let (service, io) = SocketIo::builder()
         .max_payload(s.max_payload_bytes)
+        // The same bound for websocket messages (socketioxide's own default is far larger).
+        .ws_max_message_size(usize::try_from(s.max_payload_bytes).unwrap_or(usize::MAX))
         .ping_interval(Duration::from_millis(s.ping_interval_ms))
         .ping_timeout(Duration::from_millis(s.ping_timeout_ms))
         .with_state(SocketState {

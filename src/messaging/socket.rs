@@ -241,8 +241,15 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>
                   io: SocketIo,
                   State(state): State<SocketState>,
                   TryData(args): TryData<Args>| async move {
-                let args = args.unwrap_or_default();
-                handle(event, s, io, state, args).await;
+                match args {
+                    Ok(args) => handle(event, s, io, state, args).await,
+                    // Binary attachments cannot be chat payloads; the echo probe just ignores them.
+                    Err(e) if !matches!(event, Event::Echo) => {
+                        tracing::debug!(error = %e, "undecodable event payload");
+                        send_error(&s, "Invalid payload");
+                    }
+                    Err(_) => {}
+                }
             },
         );
     }
