@@ -157,9 +157,12 @@ async fn seed(args: &Args, run: &str) -> anyhow::Result<(Vec<String>, String)> {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The next text frame; answers Engine.IO pings on the way (socketioxide pings right after the
+/// handshake and closes a socket that does not answer within ping_timeout).
 async fn text(ws: &mut Ws) -> anyhow::Result<String> {
     loop {
         match ws.next().await {
+            Some(Ok(Frame::Text(t))) if t.as_str() == "2" => ws.send(Frame::text("3")).await?,
             Some(Ok(Frame::Text(t))) => return Ok(t.to_string()),
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(e.into()),
@@ -294,15 +297,22 @@ async fn fanout(
     let sent = Arc::new(AtomicU64::new(0));
     let max_lag = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let closed_early = Arc::new(AtomicU64::new(0));
+    let distinct = Arc::new(Mutex::new(std::collections::HashSet::<u64>::new()));
     let stop_at = Instant::now() + Duration::from_secs(args.secs);
     let cpu0 = self_cpu_secs();
     let t0 = Instant::now();
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for (i, ws) in socks.into_iter().enumerate() {
-        let (mut tx, mut rx) = ws.split();
+        let (tx, mut rx) = ws.split();
+        // Shared with the reader, which answers Engine.IO pings.
+        let tx = Arc::new(tokio::sync::Mutex::new(tx));
+        let pong = tx.clone();
         let lat = latencies.clone();
         let errs = errors.clone();
+        let seen = distinct.clone();
+        let closed = closed_early.clone();
         readers.push(tokio::spawn(async move {
             while let Some(Ok(f)) = rx.next().await {
                 if let Frame::Text(t) = f {
@@ -311,12 +321,17 @@ async fn fanout(
                         if let Some(at) = sent_at(t) {
                             let l = epoch_micros().saturating_sub(at);
                             lat.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+                            seen.lock().unwrap_or_else(|p| p.into_inner()).insert(at);
                         }
                     } else if t.starts_with("42/messaging,[\"error\"") {
                         errs.fetch_add(1, Ordering::Relaxed);
+                    } else if t == "2" && pong.lock().await.send(Frame::text("3")).await.is_err() {
+                        break;
                     }
                 }
             }
+            // The server closed this socket before the run ended.
+            closed.fetch_add(1, Ordering::Relaxed);
         }));
         let (sent, lag, channel) = (sent.clone(), max_lag.clone(), channel.to_owned());
         let period = Duration::from_secs_f64(1.0 / args.rate);
@@ -339,7 +354,7 @@ async fn fanout(
                     "42/messaging,[\"message:send\",{{\"channelId\":\"{channel}\",\"text\":\"b:{i}:{}\"}}]",
                     epoch_micros()
                 );
-                if tx.send(Frame::text(frame)).await.is_err() {
+                if tx.lock().await.send(Frame::text(frame)).await.is_err() {
                     break;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -361,18 +376,20 @@ async fn fanout(
     let cpu = self_cpu_secs() - cpu0;
     let wall = t0.elapsed().as_secs_f64();
     let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
-    for mut tx in keep {
-        let _ = tx.close().await;
+    for tx in keep {
+        let _ = tx.lock().await.close().await;
     }
     for r in readers {
         r.abort();
     }
     lat.sort_unstable();
+    let closed_early = closed_early.load(Ordering::Relaxed);
+    let distinct = distinct.lock().unwrap_or_else(|p| p.into_inner()).len();
     let delivered = lat.len() as u64;
     println!(
         "fanout{}: {n} clients x {} msg/s for {:.0} s | connect+join {:.2} s | sent {} msgs ({:.0}/s) | \
          delivered {delivered}/{expected} ({:.2} %) within 3 s of stop ({:.2} % at stop) | \
-         {:.0} deliveries/s | latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms | errors {} | \
+         {:.0} deliveries/s | latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms | errors {} | {distinct} distinct messages seen, {closed_early} sockets closed by the server | \
          generator CPU {:.0} % of one core, max send lag {:.1} ms | server RSS {:?} -> {:?} KiB",
         args.label,
         args.rate,

@@ -575,11 +575,9 @@ async fn typing(
     let Some(id) = conversation_arg(args.first()) else {
         return Err(Fail::invalid("Channel ID is required"));
     };
+    // Checked on every event, not only on join: membership may have been lost since.
+    chat::require(&state.app, &identity.caller(), id).await?;
     let room = rooms::channel(id);
-    // A socket in the room passed the membership check on join; anyone else is checked now.
-    if !s.rooms().iter().any(|r| **r == *room) {
-        chat::require(&state.app, &identity.caller(), id).await?;
-    }
     let ts = now().to_iso_millis();
     if started {
         let legacy =

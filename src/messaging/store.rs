@@ -1230,3 +1230,33 @@ pub async fn notification_exists(db: &Db, user: &str, id: &str) -> Result<bool, 
     })?;
     Ok(n > 0)
 }
+
+/// Conversations that belong to a team or a project: what a member loses on leaving it (pass the
+/// result to [`super::rooms::evict`] so their open sockets stop receiving those rooms).
+pub async fn owned_conversation_ids(
+    db: &Db,
+    group_id: Option<&str>,
+    project_id: Option<&str>,
+) -> Result<Vec<String>, DbError> {
+    let mut conn = db.get_read().await?;
+    let mut ids: Vec<String> = Vec::new();
+    if let Some(g) = group_id {
+        ids.extend(crate::db!(conn, |c| {
+            conversations::table
+                .filter(conversations::group_id.eq(g))
+                .select(conversations::id)
+                .load::<String>(c)
+                .await
+        })?);
+    }
+    if let Some(p) = project_id {
+        ids.extend(crate::db!(conn, |c| {
+            conversations::table
+                .filter(conversations::project_id.eq(p))
+                .select(conversations::id)
+                .load::<String>(c)
+                .await
+        })?);
+    }
+    Ok(ids)
+}
