@@ -15,7 +15,7 @@
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{Event as SocketEvent, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 
@@ -233,26 +233,27 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>
     let _entered = span.enter();
     tracing::debug!("connected");
     s.join(rooms::user(&identity.user_id));
-    for (name, event) in EVENTS {
-        let event = *event;
-        s.on(
-            *name,
-            move |s: SocketRef,
-                  io: SocketIo,
-                  State(state): State<SocketState>,
-                  TryData(args): TryData<Args>| async move {
-                match args {
-                    Ok(args) => handle(event, s, io, state, args).await,
-                    // Binary attachments cannot be chat payloads; the echo probe just ignores them.
-                    Err(e) if !matches!(event, Event::Echo) => {
-                        tracing::debug!(error = %e, "undecodable event payload");
-                        send_error(&s, "Invalid payload");
-                    }
-                    Err(_) => {}
+    // One dispatcher per socket instead of a handler per event name: an idle socket costs less.
+    s.on_fallback(
+        |s: SocketRef,
+         io: SocketIo,
+         State(state): State<SocketState>,
+         SocketEvent(name): SocketEvent,
+         TryData(args): TryData<Args>| async move {
+            let Some(event) = EVENTS.iter().find(|(n, _)| *n == name).map(|(_, e)| *e) else {
+                return;
+            };
+            match args {
+                Ok(args) => handle(event, s, io, state, args).await,
+                // Binary attachments cannot be chat payloads; the echo probe just ignores them.
+                Err(e) if !matches!(event, Event::Echo) => {
+                    tracing::debug!(error = %e, "undecodable event payload");
+                    send_error(&s, "Invalid payload");
                 }
-            },
-        );
-    }
+                Err(_) => {}
+            }
+        },
+    );
     s.on_disconnect(
         |s: SocketRef, io: SocketIo, State(state): State<SocketState>| async move {
             disconnected(s, io, state).await;
