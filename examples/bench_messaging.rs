@@ -52,6 +52,10 @@ struct Args {
     /// Sending duration in seconds (fanout).
     #[arg(long, default_value_t = 20)]
     secs: u64,
+    /// Namespace the idle sockets connect to (`/auth` measures the transport alone, without the
+    /// messaging handlers).
+    #[arg(long, default_value = "/messaging")]
+    ns: String,
     /// A label printed with the results.
     #[arg(long, default_value = "")]
     label: String,
@@ -172,22 +176,20 @@ async fn text(ws: &mut Ws) -> anyhow::Result<String> {
 }
 
 /// Open a socket on /messaging and, with `channel`, join it (waits for `channel:messages`).
-async fn open(addr: &str, token: &str, channel: Option<&str>) -> anyhow::Result<Ws> {
+async fn open(addr: &str, ns: &str, token: &str, channel: Option<&str>) -> anyhow::Result<Ws> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!(
         "ws://{addr}/socket.io/?EIO=4&transport=websocket"
     ))
     .await?;
     text(&mut ws).await?; // engine.io open
-    ws.send(Frame::text(format!(
-        "40/messaging,{{\"token\":\"{token}\"}}"
-    )))
-    .await?;
+    ws.send(Frame::text(format!("40{ns},{{\"token\":\"{token}\"}}")))
+        .await?;
     loop {
         let t = text(&mut ws).await?;
-        if t.starts_with("40/messaging") {
+        if t.starts_with(&format!("40{ns}")) {
             break;
         }
-        if t.starts_with("44/messaging") {
+        if t.starts_with(&format!("44{ns}")) {
             anyhow::bail!("refused: {t}");
         }
     }
@@ -234,15 +236,16 @@ async fn connect_all(
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::new();
     for t in tokens {
-        let (addr, t, ch, sem) = (
+        let (addr, ns, t, ch, sem) = (
             args.addr.clone(),
+            args.ns.clone(),
             t.clone(),
             channel.map(str::to_owned),
             sem.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await?;
-            open(&addr, &t, ch.as_deref()).await
+            open(&addr, &ns, &t, ch.as_deref()).await
         }));
     }
     let mut out = Vec::with_capacity(tasks.len());
@@ -270,8 +273,9 @@ async fn main() -> anyhow::Result<()> {
                 _ => "n/a".into(),
             };
             println!(
-                "idle{}: {} sockets connected in {:.2} s; server RSS {:?} KiB -> {:?} KiB; {} KiB per socket",
+                "idle{} on {}: {} sockets connected in {:.2} s; server RSS {:?} KiB -> {:?} KiB; {} KiB per socket",
                 args.label,
+                args.ns,
                 socks.len(),
                 took.as_secs_f64(),
                 rss_before,
