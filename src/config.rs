@@ -158,6 +158,10 @@ pub struct SocketIoSettings {
     pub max_payload_bytes: u64,
     pub ping_interval_ms: u64,
     pub ping_timeout_ms: u64,
+    /// Messaging events one socket may send per second (token bucket refill rate).
+    pub event_rate_per_sec: f64,
+    /// Burst of messaging events one socket may send at once.
+    pub event_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

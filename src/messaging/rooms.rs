@@ -1,0 +1,69 @@
+//! Room names and broadcasting (CONTRACT §11.3).
+//!
+//! Rooms: `user:<id>` (every socket of a user, joined on connect) and `channel:<conversationId>`
+//! (joined by `channel:join` after the membership check). A listener serves the messaging handlers on
+//! `/messaging`, and `serve messaging` also on `/`; a broadcast goes to the room on every namespace of
+//! the listener, so clients of both paths see the same conversation. Namespaces without messaging
+//! handlers (the unified root) never have sockets in these rooms, so sending there reaches nobody.
+
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+use socketioxide::SocketIo;
+
+const NAMESPACES: [&str; 2] = ["/messaging", "/"];
+
+pub fn channel(conversation_id: &str) -> String {
+    format!("channel:{conversation_id}")
+}
+
+pub fn user(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// Emit to every socket in any of `rooms`, on every messaging namespace.
+pub async fn emit<T: Serialize + ?Sized>(io: &SocketIo, rooms: Vec<String>, event: &str, data: &T) {
+    if rooms.is_empty() {
+        return;
+    }
+    for ns in NAMESPACES {
+        if let Some(op) = io.of(ns) {
+            if let Err(e) = op.to(rooms.clone()).emit(event, data).await {
+                tracing::debug!(error = %e, event, ns, "broadcast not delivered");
+            }
+        }
+    }
+}
+
+/// Emit to everyone in `room` except the socket `s` itself.
+pub async fn emit_others<T: Serialize + ?Sized>(
+    io: &SocketIo,
+    s: &SocketRef,
+    room: String,
+    event: &str,
+    data: &T,
+) {
+    for ns in NAMESPACES {
+        let op = if ns == s.ns() {
+            Some(s.to(room.clone()))
+        } else {
+            io.of(ns).map(|op| op.to(room.clone()))
+        };
+        if let Some(op) = op {
+            if let Err(e) = op.emit(event, data).await {
+                tracing::debug!(error = %e, event, ns, "broadcast not delivered");
+            }
+        }
+    }
+}
+
+/// Take `user`'s sockets out of the given conversations' rooms (call when membership is lost).
+pub async fn evict(io: &SocketIo, user_id: &str, conversation_ids: &[String]) {
+    let rooms: Vec<String> = conversation_ids.iter().map(|c| channel(c)).collect();
+    for ns in NAMESPACES {
+        if let Some(op) = io.of(ns) {
+            if let Err(e) = op.to(user(user_id)).leave(rooms.clone()).await {
+                tracing::debug!(error = %e, ns, "leave failed");
+            }
+        }
+    }
+}
