@@ -357,9 +357,36 @@ async fn frame_loop(
     }
 }
 
+/// Deltas a writer merges into one frame at most.
+const MERGE_MAX: usize = 256;
+
 async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>) {
-    while let Some(out) = rx.recv().await {
+    let mut held: Option<Out> = None;
+    loop {
+        let out = match held.take() {
+            Some(out) => out,
+            None => match rx.recv().await {
+                Some(out) => out,
+                None => break,
+            },
+        };
         let sent = match out {
+            Out::Update(first) => {
+                // A peer that fell behind gets its backlog as one merged update: one frame and
+                // one Yjs transaction on the client instead of hundreds.
+                let mut deltas = vec![first];
+                while deltas.len() < MERGE_MAX {
+                    match rx.try_recv() {
+                        Ok(Out::Update(d)) => deltas.push(d),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                send_updates(&mut session, &deltas).await
+            }
             Out::Binary(b) => session.binary(b).await,
             Out::Text(t) => session.text(t.to_string()).await,
             Out::Ping => session.ping(b"").await,
@@ -374,4 +401,23 @@ async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>)
         }
     }
     let _ = session.close(None).await;
+}
+
+async fn send_updates(
+    session: &mut actix_ws::Session,
+    deltas: &[bytes::Bytes],
+) -> Result<(), actix_ws::Closed> {
+    if let [one] = deltas {
+        return session.binary(protocol::encode_update(one)).await;
+    }
+    match yrs::merge_updates_v1(deltas) {
+        Ok(merged) => session.binary(protocol::encode_update(&merged)).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "deltas not mergeable; sending each");
+            for d in deltas {
+                session.binary(protocol::encode_update(d)).await?;
+            }
+            Ok(())
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub type ConnId = u64;
 #[derive(Debug, Clone)]
 pub enum Out {
     Binary(Bytes),
+    /// A document delta for a y-websocket peer; the writer merges a backlog of these into one frame.
+    Update(Bytes),
     Text(Arc<str>),
     Ping,
     Pong(Bytes),
@@ -286,16 +288,16 @@ impl RoomInner {
                 }
                 inner.approx_size += delta.len();
                 inner.version += 1;
-                let mut binary = None;
+                let mut binary: Option<Bytes> = None;
                 let mut text = None;
                 for (other, peer) in &inner.peers {
                     if *other == id {
                         continue;
                     }
                     let out = match peer.mode {
-                        Mode::Binary => Out::Binary(
+                        Mode::Binary => Out::Update(
                             binary
-                                .get_or_insert_with(|| Bytes::from(protocol::encode_update(&delta)))
+                                .get_or_insert_with(|| Bytes::from(delta.clone()))
                                 .clone(),
                         ),
                         Mode::Legacy => Out::Text(
@@ -564,7 +566,7 @@ mod tests {
         assert!(drain(&mut ra).is_empty(), "the sender gets no echo");
         let b = drain(&mut rb);
         assert_eq!(b.len(), 1);
-        assert!(matches!(b[0], Out::Binary(_)));
+        assert!(matches!(b[0], Out::Update(_)));
         let c = drain(&mut rc);
         assert_eq!(c.len(), 1);
         let Out::Text(t) = &c[0] else {
