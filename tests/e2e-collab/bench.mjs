@@ -27,6 +27,7 @@ function status(p, key) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const room = `bench-${Date.now()}`;
+process.setMaxListeners(CLIENTS + 10); // y-websocket adds a process exit listener per provider
 const peers = [];
 for (let i = 0; i < CLIENTS; i++) {
   const doc = new Y.Doc();
@@ -67,6 +68,9 @@ const result = {
   serverRssBeforeMB: Number(rssBefore.toFixed(1)),
   serverRssAfterMB: Number(status(pid, "VmRSS").toFixed(1)),
   serverPeakRssMB: Number(status(pid, "VmHWM").toFixed(1)),
+  // RSS split after the run: anonymous (heap, stacks) vs file-backed (mostly the binary's pages).
+  serverRssAnonAfterMB: Number(status(pid, "RssAnon").toFixed(1)),
+  serverRssFileAfterMB: Number(status(pid, "RssFile").toFixed(1)),
   generatorCpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
 };
 console.log(JSON.stringify(result, null, 2));
