@@ -259,25 +259,24 @@ impl RoomInner {
         read_only: bool,
         max_document_bytes: usize,
     ) -> Result<(), Reject> {
-        let inner = self;
         match frame {
             Frame::SyncStep1(sv) => {
-                let update = inner
+                let update = self
                     .awareness
                     .doc()
                     .transact()
                     .encode_state_as_update_v1(&sv);
-                inner.send_to(id, Out::Binary(protocol::encode_sync_step2(&update).into()));
+                self.send_to(id, Out::Binary(protocol::encode_sync_step2(&update).into()));
             }
             Frame::Update(bytes) => {
                 if read_only {
                     return Ok(());
                 }
-                if inner.approx_size.saturating_add(bytes.len()) > max_document_bytes {
+                if self.approx_size.saturating_add(bytes.len()) > max_document_bytes {
                     return Err(Reject::DocumentTooLarge);
                 }
                 let update = Update::decode_v1(&bytes).map_err(|_| Reject::Malformed)?;
-                let doc = inner.awareness.doc().clone();
+                let doc = self.awareness.doc().clone();
                 let delta = {
                     let mut txn = doc.transact_mut();
                     txn.apply_update(update).map_err(|_| Reject::Malformed)?;
@@ -286,11 +285,11 @@ impl RoomInner {
                 if delta == EMPTY_UPDATE {
                     return Ok(());
                 }
-                inner.approx_size += delta.len();
-                inner.version += 1;
+                self.approx_size += delta.len();
+                self.version += 1;
                 let mut binary: Option<Bytes> = None;
                 let mut text = None;
-                for (other, peer) in &inner.peers {
+                for (other, peer) in &self.peers {
                     if *other == id {
                         continue;
                     }
@@ -310,10 +309,10 @@ impl RoomInner {
                     };
                     deliver(peer, out);
                 }
-                inner.pending.push(delta);
+                self.pending.push(delta);
             }
             Frame::Awareness(update) => {
-                if let Some(peer) = inner.peers.get_mut(&id) {
+                if let Some(peer) = self.peers.get_mut(&id) {
                     for (client, entry) in &update.clients {
                         if entry.json.as_ref() == "null" {
                             peer.awareness_ids.remove(&client.get());
@@ -323,23 +322,22 @@ impl RoomInner {
                     }
                 }
                 let frame = Bytes::from(protocol::encode_awareness(&update));
-                inner
-                    .awareness
+                self.awareness
                     .apply_update(update)
                     .map_err(|_| Reject::Malformed)?;
-                inner.broadcast(Some(id), Mode::Binary, || Out::Binary(frame.clone()));
+                self.broadcast(Some(id), Mode::Binary, || Out::Binary(frame.clone()));
             }
             Frame::QueryAwareness => {
-                if let Some(aw) = inner.awareness_frame() {
-                    inner.send_to(id, Out::Binary(aw));
+                if let Some(aw) = self.awareness_frame() {
+                    self.send_to(id, Out::Binary(aw));
                 }
             }
             Frame::SyncRequest => {
-                let state = inner.encode_state();
-                inner.send_to(id, Out::Text(protocol::legacy_state(&state).into()));
+                let state = self.encode_state();
+                self.send_to(id, Out::Text(protocol::legacy_state(&state).into()));
             }
             Frame::Presence(data) => {
-                let Some(peer) = inner.peers.get(&id) else {
+                let Some(peer) = self.peers.get(&id) else {
                     return Ok(());
                 };
                 let msg: Arc<str> = protocol::legacy_presence(
@@ -348,7 +346,7 @@ impl RoomInner {
                     &data,
                 )
                 .into();
-                inner.broadcast(Some(id), Mode::Legacy, || Out::Text(msg.clone()));
+                self.broadcast(Some(id), Mode::Legacy, || Out::Text(msg.clone()));
             }
             Frame::Ignored => {}
         }
