@@ -174,6 +174,13 @@ pub struct RedisSettings {
 #[serde(deny_unknown_fields)]
 pub struct CollabSettings {
     pub allow_anonymous: bool,
+    pub max_frame_bytes: usize,
+    pub max_document_bytes: usize,
+    pub updates_per_sec: u32,
+    pub max_connections_per_room: usize,
+    pub batch_interval_ms: u64,
+    pub compaction_threshold: u64,
+    pub heartbeat_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

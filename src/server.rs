@@ -40,6 +40,7 @@ struct RunningListener {
     addr: SocketAddr,
     handle: ServerHandle,
     io: Option<SocketIo>,
+    collab: Option<Arc<crate::collab::CollabStats>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -171,6 +172,10 @@ impl Server {
                 }
             }
         }
+        for collab in self.listeners.iter().filter_map(|l| l.collab.as_ref()) {
+            // Close collaboration sockets with 1000 and store every room before the workers stop.
+            collab.shutdown().await;
+        }
         let stops = self.listeners.iter().map(|l| l.handle.stop(true));
         futures_util::future::join_all(stops).await;
         for l in self.listeners {
@@ -230,15 +235,14 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
     let port = listener_port(kind, &settings);
     let socketio = socketio_for(kind, state);
     let io = socketio.as_ref().map(|(_, io)| io.clone());
-    let collab =
-        (kind == ListenerKind::Collab).then(|| Arc::new(crate::collab::CollabStats::new()));
+    let collab = (kind == ListenerKind::Collab).then(|| crate::collab::CollabStats::new(state));
 
     let app_state = web::Data::new(state.clone());
     let listener = web::Data::new(Listener {
         kind,
         port,
         io: io.clone(),
-        collab,
+        collab: collab.clone(),
     });
     let bridge = socketio.map(|(bridge, _)| web::Data::new(bridge));
     let cors = web::Data::new(CorsPolicy::new(&settings.cors.origins));
@@ -252,6 +256,11 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             .app_data(listener.clone())
             .app_data(cors.clone())
             .configure(|cfg| crate::web::body_limits(cfg, body_limit))
+            .configure(|cfg| {
+                if kind == ListenerKind::Collab {
+                    crate::collab::websocket_routes(cfg);
+                }
+            })
             .configure(crate::health::routes)
             .configure(crate::monitor::routes)
             .configure(move |cfg| {
@@ -300,6 +309,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
         addr,
         handle,
         io,
+        collab,
         task,
     })
 }

@@ -1,18 +1,57 @@
-//! The collaboration service (`serve collab`): `/health`, `/stats`, and the Yjs WebSocket endpoint.
+//! The collaboration service (`serve collab`, CONTRACT §12): Yjs documents shared over WebSocket.
+//!
+//! - [`connection`]: the actix-ws endpoint on any path: auth, limits, heartbeat, the frame loop.
+//! - [`protocol`]: the y-websocket binary protocol and the original JSON protocol, decoded into one
+//!   frame type.
+//! - [`room`]: a room's document, awareness and peers, and the refcounted registry of rooms.
+//! - [`store`]: the update log and snapshots in the flux database.
+//!
+//! Persistence runs in one background task on the runtime that started the server (not on an
+//! actix worker, so a graceful shutdown can still flush after the workers stopped): every
+//! `batch_interval_ms` it appends each room's new updates, compacts rooms past the threshold, and
+//! unloads rooms whose last peer left.
+
+pub mod connection;
+pub mod protocol;
+pub mod room;
+pub mod store;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::config::CollabSettings;
+use crate::db::Db;
 use crate::health::iso_now;
+use crate::state::AppState;
 
-/// Connection and room counters behind `/health` and `/stats`.
-#[derive(Debug, Default)]
+use self::room::Registry;
+
+/// The live collaboration service of a listener: its rooms and the counters behind `/health` and
+/// `/stats`.
 pub struct CollabStats {
     start_ms: i64,
-    inner: Mutex<StatsSnapshot>,
+    pub(crate) registry: Registry,
+    pub(crate) db: Db,
+    pub(crate) settings: CollabSettings,
+    /// The runtime every database call runs on (see the module docs).
+    pub(crate) runtime: tokio::runtime::Handle,
+    total_connections: AtomicU64,
+    messages: AtomicU64,
+    next_conn: AtomicU64,
+    shutting_down: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for CollabStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollabStats")
+            .field("rooms", &self.registry.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -31,23 +70,133 @@ pub struct StatsSnapshot {
 }
 
 impl CollabStats {
-    pub fn new() -> Self {
-        CollabStats {
+    /// Must be called inside the tokio runtime that outlives the listener; starts the persister.
+    pub fn new(state: &AppState) -> Arc<Self> {
+        let collab = Arc::new(CollabStats {
             start_ms: chrono::Utc::now().timestamp_millis(),
-            inner: Mutex::new(StatsSnapshot::default()),
-        }
+            registry: Registry::default(),
+            db: state.db.clone(),
+            settings: state.settings.collab.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            total_connections: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            next_conn: AtomicU64::new(1),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+        });
+        tokio::spawn(persister(Arc::downgrade(&collab)));
+        collab
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        match self.inner.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        let mut snap = StatsSnapshot {
+            total_connections: self.total_connections.load(Ordering::Relaxed),
+            messages: self.messages.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        for room in self.registry.rooms() {
+            let users = room.users();
+            snap.connections += users.len();
+            snap.rooms.insert(
+                room.name.clone(),
+                RoomStats {
+                    connections: users.len(),
+                    users,
+                },
+            );
         }
+        snap
+    }
+
+    /// Rooms currently loaded (tests assert it drops to zero).
+    pub fn loaded_rooms(&self) -> usize {
+        self.registry.len()
+    }
+
+    fn next_connection(&self) -> u64 {
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn count_message(&self) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: close every socket with 1000 `Server shutting down`, give the
+    /// connections a moment to leave, then store and compact every room.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        for room in self.registry.rooms() {
+            room.close_all(1000, "Server shutting down");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.registry.rooms().iter().any(|r| r.peer_count() > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.persist_all(true).await;
+    }
+
+    /// One persister pass: store every room; compact and unload the idle ones.
+    async fn persist_all(&self, compact_all: bool) {
+        for room in self.registry.rooms() {
+            let idle = room.peer_count() == 0;
+            let result = if room.loaded.get().is_some() {
+                store::persist(
+                    &self.db,
+                    &room,
+                    compact_all || idle,
+                    self.settings.compaction_threshold,
+                )
+                .await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = &result {
+                tracing::error!(room = %room.name, error = %e, "storing a collaboration room failed");
+            }
+            if idle && self.registry.unload_if_idle(&room, result.is_err()) {
+                tracing::debug!(room = %room.name, "room unloaded");
+            }
+        }
+    }
+}
+
+async fn persister(collab: std::sync::Weak<CollabStats>) {
+    let interval = match collab.upgrade() {
+        Some(c) => Duration::from_millis(c.settings.batch_interval_ms.clamp(10, 1000)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(collab) = collab.upgrade() else {
+            return;
+        };
+        if collab.is_shutting_down() {
+            return;
+        }
+        collab.persist_all(false).await;
     }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/stats", web::get().to(stats));
+}
+
+/// WebSocket upgrades on any path of the collab listener; register before the other routes.
+pub fn websocket_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/{tail:.*}",
+        web::get()
+            .guard(actix_web::guard::fn_guard(connection::is_websocket_upgrade))
+            .to(connection::upgrade),
+    );
 }
 
 /// Anything else on the collab port answers like the original: plain-text 404.

@@ -1,0 +1,423 @@
+//! One collaboration WebSocket: upgrade, authenticate, join the room, then run the frame loop.
+//!
+//! Close codes: 4401 bad or missing token and 4403 not a member of the project (4xxx makes
+//! y-websocket stop retrying), 4400 room name too long, 1013 room full, 1011 storage unavailable
+//! or a handler panic, 1007 undecodable frame, 1003 unsupported frame, 1009 frame or document too
+//! large, 1008 too many updates per second, 1000 graceful shutdown. Each closes only its own
+//! connection.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::guard::GuardContext;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message, ProtocolError};
+use tokio::sync::{mpsc, Notify};
+use tracing::Instrument;
+
+use super::protocol;
+use super::room::{Identity, JoinError, Mode, Out, Reject, Room};
+use super::{store, CollabStats};
+use crate::state::{AppState, Listener};
+
+/// Longest room name (bytes of the path, without the leading `/`).
+const MAX_ROOM_BYTES: usize = 512;
+/// Frames a slow peer may have queued before it is dropped.
+const QUEUE: usize = 2048;
+/// A peer that has said nothing by then is taken for a legacy JSON client waiting for `sync-init`
+/// (y-websocket providers send sync step 1 as soon as they open).
+const LEGACY_GREETING_AFTER: Duration = Duration::from_millis(1000);
+/// Roles of `project_members` that may read but not edit.
+const READ_ONLY_ROLES: &[&str] = &["viewer", "read-only", "readonly", "read_only"];
+
+pub fn is_websocket_upgrade(ctx: &GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Room = the path without the query string and the leading `/`; `/` is `default`.
+pub fn room_name(path: &str) -> &str {
+    let name = path.strip_prefix('/').unwrap_or(path);
+    if name.is_empty() {
+        "default"
+    } else {
+        name
+    }
+}
+
+/// The token of `?token=`, else of `Authorization: Bearer`.
+fn token(req: &HttpRequest) -> Option<String> {
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok();
+    query
+        .and_then(|q| q.get("token").cloned())
+        .filter(|t| !t.is_empty())
+        .or_else(|| crate::web::identity::bearer_token(req).map(str::to_string))
+}
+
+enum Denied {
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+}
+
+impl Denied {
+    fn close(&self) -> (u16, &'static str) {
+        match self {
+            Denied::Unauthorized => (4401, "Unauthorized: Invalid or missing token"),
+            Denied::Forbidden => (4403, "Forbidden: not a member of this project"),
+            Denied::Unavailable => (1011, "Storage unavailable"),
+        }
+    }
+}
+
+/// Who may enter `room`: any valid token (or anyone, with `allow_anonymous`); `project-<id>`
+/// rooms only members of that project, whatever `allow_anonymous` says.
+async fn authorize(
+    state: &AppState,
+    collab: &CollabStats,
+    token: Option<String>,
+    room: &str,
+) -> Result<Identity, Denied> {
+    let claims = token.and_then(|t| state.tokens.verify(&t).ok());
+    let Some(claims) = claims else {
+        if state.settings.collab.allow_anonymous && !room.starts_with("project-") {
+            return Ok(Identity {
+                user_id: "anonymous".into(),
+                user_name: "anonymous".into(),
+                read_only: false,
+            });
+        }
+        return Err(Denied::Unauthorized);
+    };
+    let mut identity = Identity {
+        user_id: claims.id.clone(),
+        user_name: claims.email.clone(),
+        read_only: false,
+    };
+    if let Some(project) = room.strip_prefix("project-") {
+        let db = collab.db.clone();
+        let (project, user) = (project.to_string(), claims.id);
+        let role = collab
+            .runtime
+            .spawn(async move { store::project_role(&db, &project, &user).await })
+            .await;
+        match role {
+            Ok(Ok(Some(role))) => identity.read_only = READ_ONLY_ROLES.contains(&role.as_str()),
+            Ok(Ok(None)) => return Err(Denied::Forbidden),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "project membership lookup failed");
+                return Err(Denied::Unavailable);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "project membership lookup panicked");
+                return Err(Denied::Unavailable);
+            }
+        }
+    }
+    Ok(identity)
+}
+
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    listener: web::Data<Listener>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(collab) = listener.collab.clone() else {
+        return Ok(super::not_found().await);
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(collab.settings.max_frame_bytes);
+    let room = room_name(req.path()).to_string();
+    let token = token(&req);
+    // The message stream is !Send: the connection lives on this actix worker.
+    let span = tracing::info_span!("collab", room = %room, conn = tracing::field::Empty);
+    actix_web::rt::spawn(
+        run(state.into_inner(), collab, room, token, session, stream).instrument(span),
+    );
+    Ok(response)
+}
+
+fn close_reason(code: u16, reason: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code: CloseCode::from(code),
+        description: Some(reason.to_string()),
+    })
+}
+
+async fn run(
+    state: Arc<AppState>,
+    collab: Arc<CollabStats>,
+    room_name: String,
+    token: Option<String>,
+    session: actix_ws::Session,
+    mut stream: actix_ws::MessageStream,
+) {
+    if room_name.len() > MAX_ROOM_BYTES {
+        let _ = session
+            .close(close_reason(4400, "Room name too long"))
+            .await;
+        return;
+    }
+    if collab.is_shutting_down() {
+        let _ = session
+            .close(close_reason(1001, "Server shutting down"))
+            .await;
+        return;
+    }
+    let identity = match authorize(&state, &collab, token, &room_name).await {
+        Ok(identity) => identity,
+        Err(denied) => {
+            let (code, reason) = denied.close();
+            tracing::info!(room = %room_name, code, "collaboration socket refused");
+            let _ = session.close(close_reason(code, reason)).await;
+            return;
+        }
+    };
+    let id = collab.next_connection();
+    tracing::Span::current().record("conn", id);
+
+    let (tx, rx) = mpsc::channel::<Out>(QUEUE);
+    let kick = Arc::new(Notify::new());
+    let writer = actix_web::rt::spawn(write_loop(session, rx));
+    let max_peers = collab.settings.max_connections_per_room;
+    let membership = match collab.registry.join(
+        &room_name,
+        id,
+        tx.clone(),
+        kick.clone(),
+        identity,
+        max_peers,
+    ) {
+        Ok(m) => m,
+        Err(JoinError::Full) => {
+            let _ = tx.send(Out::Close(1013, "Room is full")).await;
+            drop(tx);
+            let _ = writer.await;
+            return;
+        }
+    };
+    let room = membership.room.clone();
+    if let Err(e) = ensure_loaded(&collab, &room).await {
+        tracing::error!(error = %e, "loading the room failed");
+        drop(membership);
+        let _ = tx.send(Out::Close(1011, "Storage unavailable")).await;
+        drop(tx);
+        let _ = writer.await;
+        return;
+    }
+    tracing::debug!("joined");
+
+    let close = frame_loop(&collab, &room, id, &tx, &kick, &mut stream).await;
+    drop(membership);
+    if let Some((code, reason)) = close {
+        let _ = tx.try_send(Out::Close(code, reason));
+    }
+    drop(tx);
+    let _ = writer.await;
+    tracing::debug!(?close, "left");
+}
+
+async fn ensure_loaded(collab: &CollabStats, room: &Arc<Room>) -> Result<(), String> {
+    room.loaded
+        .get_or_try_init(|| async {
+            let db = collab.db.clone();
+            let name = room.name.clone();
+            let updates = collab
+                .runtime
+                .spawn(async move { store::load(&db, &name).await })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            room.apply_persisted(&updates);
+            Ok::<(), String>(())
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Runs until the peer leaves or must be closed; returns the close code and reason to send.
+async fn frame_loop(
+    collab: &CollabStats,
+    room: &Room,
+    id: u64,
+    tx: &mpsc::Sender<Out>,
+    kick: &Notify,
+    stream: &mut actix_ws::MessageStream,
+) -> Option<(u16, &'static str)> {
+    let settings = &collab.settings;
+    let heartbeat_every = Duration::from_millis(settings.heartbeat_interval_ms.max(100));
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.tick().await;
+    let greeting = tokio::time::sleep(LEGACY_GREETING_AFTER);
+    tokio::pin!(greeting);
+    let mut mode = Mode::Unknown;
+    let mut last_seen = Instant::now();
+    let mut window = (Instant::now(), 0u32);
+
+    loop {
+        let msg = tokio::select! {
+            msg = stream.recv() => msg,
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() > heartbeat_every * 2 {
+                    return Some((1001, "Heartbeat timeout"));
+                }
+                if tx.try_send(Out::Ping).is_err() {
+                    return Some((1013, "Too slow"));
+                }
+                continue;
+            }
+            () = kick.notified() => {
+                return if collab.is_shutting_down() {
+                    Some((1000, "Server shutting down"))
+                } else {
+                    Some((1013, "Too slow"))
+                };
+            }
+            () = &mut greeting, if mode == Mode::Unknown => {
+                mode = Mode::Legacy;
+                room.identify(id, Mode::Legacy);
+                continue;
+            }
+        };
+        last_seen = Instant::now();
+        let frames = match msg {
+            None => return None,
+            Some(Err(ProtocolError::Overflow)) => return Some((1009, "Frame too large")),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket protocol error");
+                return Some((1002, "Protocol error"));
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                if mode == Mode::Unknown {
+                    mode = Mode::Binary;
+                }
+                // yrs can panic on hostile input; only this connection pays for it.
+                match std::panic::catch_unwind(|| protocol::decode_binary(&bytes)) {
+                    Ok(Ok(frames)) => frames,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "bad binary frame");
+                        return Some((1007, "Invalid frame"));
+                    }
+                    Err(_) => return Some((1011, "Internal error")),
+                }
+            }
+            Some(Ok(Message::Text(text))) => {
+                if mode == Mode::Unknown {
+                    mode = Mode::Legacy;
+                }
+                match protocol::decode_text(&text) {
+                    Ok(frame) => vec![frame],
+                    Err(e) => {
+                        tracing::debug!(error = %e, "bad text frame");
+                        return Some((1007, "Invalid frame"));
+                    }
+                }
+            }
+            Some(Ok(Message::Ping(p))) => {
+                let _ = tx.try_send(Out::Pong(p));
+                continue;
+            }
+            Some(Ok(Message::Pong(_) | Message::Nop)) => continue,
+            Some(Ok(Message::Close(_))) => return None,
+            Some(Ok(Message::Continuation(_))) => {
+                return Some((1003, "Fragmented frames are not supported"))
+            }
+        };
+        for frame in frames {
+            collab.count_message();
+            if matches!(frame, protocol::Frame::Update(_)) {
+                if window.0.elapsed() >= Duration::from_secs(1) {
+                    window = (Instant::now(), 0);
+                }
+                window.1 += 1;
+                if window.1 > settings.updates_per_sec {
+                    return Some((1008, "Too many updates"));
+                }
+            }
+            let max_doc = settings.max_document_bytes;
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                room.handle(id, frame, mode, max_doc)
+            }));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(Reject::Malformed)) => return Some((1007, "Invalid update")),
+                Ok(Err(Reject::DocumentTooLarge)) => return Some((1009, "Document too large")),
+                Err(_) => {
+                    tracing::error!("a collaboration frame handler panicked");
+                    return Some((1011, "Internal error"));
+                }
+            }
+        }
+    }
+}
+
+/// Deltas a writer merges into one frame at most.
+const MERGE_MAX: usize = 256;
+
+async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>) {
+    let mut held: Option<Out> = None;
+    loop {
+        let out = match held.take() {
+            Some(out) => out,
+            None => match rx.recv().await {
+                Some(out) => out,
+                None => break,
+            },
+        };
+        let sent = match out {
+            Out::Update(first) => {
+                // A peer that fell behind gets its backlog as one merged update: one frame and
+                // one Yjs transaction on the client instead of hundreds.
+                let mut deltas = vec![first];
+                while deltas.len() < MERGE_MAX {
+                    match rx.try_recv() {
+                        Ok(Out::Update(d)) => deltas.push(d),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                send_updates(&mut session, &deltas).await
+            }
+            Out::Binary(b) => session.binary(b).await,
+            Out::Text(t) => session.text(t.to_string()).await,
+            Out::Ping => session.ping(b"").await,
+            Out::Pong(p) => session.pong(&p).await,
+            Out::Close(code, reason) => {
+                let _ = session.close(close_reason(code, reason)).await;
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+    let _ = session.close(None).await;
+}
+
+async fn send_updates(
+    session: &mut actix_ws::Session,
+    deltas: &[bytes::Bytes],
+) -> Result<(), actix_ws::Closed> {
+    if let [one] = deltas {
+        return session.binary(protocol::encode_update(one)).await;
+    }
+    match yrs::merge_updates_v1(deltas) {
+        Ok(merged) => session.binary(protocol::encode_update(&merged)).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "deltas not mergeable; sending each");
+            for d in deltas {
+                session.binary(protocol::encode_update(d)).await?;
+            }
+            Ok(())
+        }
+    }
+}

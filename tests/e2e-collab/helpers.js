@@ -1,0 +1,195 @@
+// Helpers of the collaboration end-to-end suite: start/stop a real `flux serve collab`, mint tokens,
+// open y-websocket providers (BroadcastChannel off, so every byte goes through the server).
+
+import { execFileSync, spawn } from "node:child_process";
+import { createHmac, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import WebSocket from "ws";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(HERE, "..", "..");
+export const FLUX_BIN = process.env.FLUX_BIN || path.join(REPO_ROOT, "target", "debug", "flux");
+export const SECRET = "e2e-collab-secret-0123456789-abcdefghij";
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor(predicate, { timeout = 5000, interval = 20, message = "condition" } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await predicate();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${message} (last: ${JSON.stringify(last)})`);
+    }
+    await sleep(interval);
+  }
+}
+
+const b64url = (v) => Buffer.from(v).toString("base64url");
+
+/** An HS256 access token with flux's legacy claim set. */
+export function token(id = randomUUID(), { secret = SECRET, email = `${id}@example.com` } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const head = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const body = b64url(JSON.stringify({ id, email, userType: "designer", type: "access", iat: now, exp: now + 900 }));
+  const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+
+export function getJson(url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let data = "";
+      res.on("data", (c) => (data += c));
+      res.on("end", () => {
+        try {
+          resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null, text: data });
+        } catch {
+          resolve({ status: res.statusCode, body: null, text: data });
+        }
+      });
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+  });
+}
+
+/**
+ * Start `flux serve collab` on a free port. `databaseUrl` defaults to a fresh SQLite file in a
+ * temp dir; pass `dir` to reuse one (restart tests).
+ */
+export async function startCollab({ dir, databaseUrl, env = {} } = {}) {
+  dir = dir || mkdtempSync(path.join(tmpdir(), "flux-collab-e2e-"));
+  databaseUrl = databaseUrl || `sqlite://${dir}/flux.db`;
+  const port = await freePort();
+  const proc = spawn(FLUX_BIN, ["serve", "collab"], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      COLLAB_PORT: String(port),
+      JWT_SECRET: SECRET,
+      DATABASE_URL: databaseUrl,
+      FLUX__DATA_DIR: dir,
+      FLUX__SERVER__HOST: "127.0.0.1",
+      FLUX__DATABASE__MIGRATE_ON_START: "always",
+      FLUX__COLLAB__BATCH_INTERVAL_MS: "100",
+      RUST_LOG: process.env.RUST_LOG || "warn",
+      ...env,
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await getJson(`${base}/health/ready`)).status === 200, {
+    timeout: 20_000,
+    message: "flux serve collab ready",
+  });
+  return {
+    port,
+    dir,
+    databaseUrl,
+    base,
+    ws: `ws://127.0.0.1:${port}`,
+    proc,
+    exited,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A provider on `room` with its own doc; resolves once synced. */
+export async function provider(server, room, { tok = token(), doc = new Y.Doc(), params = {}, sync = true } = {}) {
+  const p = new WebsocketProvider(server.ws, room, doc, {
+    WebSocketPolyfill: WebSocket,
+    disableBc: true,
+    params: tok === null ? params : { token: tok, ...params },
+  });
+  if (sync) {
+    await waitFor(() => p.synced, { timeout: 10_000, message: `provider on ${room} synced` });
+  }
+  return { p, doc };
+}
+
+export function destroy(...items) {
+  for (const it of items) {
+    it.p.destroy();
+    it.doc.destroy();
+  }
+}
+
+/** Run SQL against the server's database (sqlite3 or psql CLI). */
+export function sql(server, statement) {
+  if (server.databaseUrl.startsWith("sqlite://")) {
+    const file = server.databaseUrl.slice("sqlite://".length);
+    return execFileSync("sqlite3", [file, statement], { encoding: "utf8" });
+  }
+  return execFileSync("psql", [server.databaseUrl, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", statement], {
+    encoding: "utf8",
+  });
+}
+
+/** A fresh PostgreSQL database when FLUX_TEST_DATABASE_URL names a server, else null. */
+export function freshPostgres() {
+  const admin = process.env.FLUX_TEST_DATABASE_URL;
+  if (!admin) return null;
+  const name = `flux_collab_e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  execFileSync("psql", [admin, "-qAt", "-c", `CREATE DATABASE ${name}`]);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop() {
+      try {
+        execFileSync("psql", [admin, "-qAt", "-c", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
+      } catch {
+        /* best effort */
+      }
+    },
+  };
+}
+
+/** Open a raw WebSocket; resolves when open (or with the close event if refused right away). */
+export function rawSocket(url, opts = {}) {
+  const ws = new WebSocket(url, opts);
+  const closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+  const messages = [];
+  ws.on("message", (data, isBinary) => messages.push(isBinary ? new Uint8Array(data) : data.toString()));
+  const opened = new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  return { ws, closed, opened, messages };
+}
+
+export { Y };
