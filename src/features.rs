@@ -1,5 +1,7 @@
 //! Cargo features gate which targets a build can run (`auth`, `messaging`, `collab`, `redis`; all on
 //! by default), so a slimmer binary refuses a target it cannot serve instead of serving half of it.
+//! `collab` also gates its code and its dependencies (yrs, actix-ws) at compile time; the others
+//! share their dependencies with the rest of the crate and gate targets only.
 
 use crate::cli::Target;
 

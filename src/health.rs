@@ -66,7 +66,20 @@ async fn health(state: web::Data<AppState>, listener: web::Data<Listener>) -> Ht
             "environment": state.settings.environment.as_str(),
             "features": { "websocket": true, "fileUpload": cfg!(feature = "auth") },
         })),
-        ListenerKind::Collab => {
+        ListenerKind::Collab => collab_health(&listener, uptime),
+    }
+}
+
+/// A build without the `collab` feature never starts a collab listener.
+#[cfg(not(feature = "collab"))]
+fn collab_health(_listener: &Listener, _uptime: std::time::Duration) -> HttpResponse {
+    HttpResponse::NotFound().finish()
+}
+
+#[cfg(feature = "collab")]
+fn collab_health(listener: &Listener, uptime: std::time::Duration) -> HttpResponse {
+    {
+        {
             let stats = listener
                 .collab
                 .as_ref()

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod cli;
+#[cfg(feature = "collab")]
 pub mod collab;
 pub mod config;
 pub mod db;

@@ -40,6 +40,7 @@ struct RunningListener {
     addr: SocketAddr,
     handle: ServerHandle,
     io: Option<SocketIo>,
+    #[cfg(feature = "collab")]
     collab: Option<Arc<crate::collab::CollabStats>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -172,6 +173,7 @@ impl Server {
                 }
             }
         }
+        #[cfg(feature = "collab")]
         for collab in self.listeners.iter().filter_map(|l| l.collab.as_ref()) {
             // Close collaboration sockets with 1000 and store every room before the workers stop.
             collab.shutdown().await;
@@ -235,6 +237,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
     let port = listener_port(kind, &settings);
     let socketio = socketio_for(kind, state);
     let io = socketio.as_ref().map(|(_, io)| io.clone());
+    #[cfg(feature = "collab")]
     let collab = (kind == ListenerKind::Collab).then(|| crate::collab::CollabStats::new(state));
 
     let app_state = web::Data::new(state.clone());
@@ -242,6 +245,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
         kind,
         port,
         io: io.clone(),
+        #[cfg(feature = "collab")]
         collab: collab.clone(),
     });
     let bridge = socketio.map(|(bridge, _)| web::Data::new(bridge));
@@ -256,9 +260,10 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             .app_data(listener.clone())
             .app_data(cors.clone())
             .configure(|cfg| crate::web::body_limits(cfg, body_limit))
-            .configure(|cfg| {
+            .configure(|_cfg| {
+                #[cfg(feature = "collab")]
                 if kind == ListenerKind::Collab {
-                    crate::collab::websocket_routes(cfg);
+                    crate::collab::websocket_routes(_cfg);
                 }
             })
             .configure(crate::health::routes)
@@ -271,7 +276,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
             })
             .configure(|cfg| api_routes(cfg, kind))
             .default_service(if kind == ListenerKind::Collab {
-                web::to(crate::collab::not_found)
+                web::to(collab_not_found)
             } else {
                 web::to(crate::web::not_found)
             })
@@ -309,9 +314,17 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
         addr,
         handle,
         io,
+        #[cfg(feature = "collab")]
         collab,
         task,
     })
+}
+
+/// Anything else on the collab port answers like the original: plain-text 404.
+async fn collab_not_found() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("Not Found")
 }
 
 /// REST routes of a listener. `serve unified` answers each under `/api/…` and bare `/…`, because the
@@ -326,6 +339,7 @@ fn api_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind) {
             cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind)));
         }
         ListenerKind::Collab => {
+            #[cfg(feature = "collab")]
             crate::collab::routes(cfg);
             return;
         }

@@ -30,5 +30,6 @@ pub struct Listener {
     pub kind: ListenerKind,
     pub port: u16,
     pub io: Option<SocketIo>,
+    #[cfg(feature = "collab")]
     pub collab: Option<Arc<crate::collab::CollabStats>>,
 }
