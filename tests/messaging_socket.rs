@@ -461,3 +461,39 @@ async fn legacy_messaging_port_serves_root_and_messaging_namespaces() {
     nsp.close().await;
     t.stop().await;
 }
+
+/// Leaving a team takes the user's sockets out of the team's channel rooms at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_team_stops_its_channel_reaching_open_sockets() {
+    for backend in backends() {
+        let t = TestServer::start(Target::Unified, backend).await;
+        let (a, b) = (add_user(&t, "a").await, add_user(&t, "b").await);
+        add_team(&t, "team", &[&a, &b]).await;
+        let ch = channel(&t, &a, "team").await;
+        let mut sb = sio(&t, &b).await;
+        sb.emit("channel:join", &[json!(ch)]).await;
+        sb.expect("channel:messages").await;
+
+        let path = format!("/api/conversations/{ch}/messages");
+        post(&t, &path, &a, json!({"content": "before"})).await;
+        let got = sb.expect("message:new").await;
+        assert_eq!(got["content"], "before");
+
+        let (status, body) = call(
+            &t,
+            reqwest::Method::DELETE,
+            "/api/teams/team/members/b",
+            Some(&b),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        post(&t, &path, &a, json!({"content": "after"})).await;
+        assert!(
+            sb.quiet("message:new", Duration::from_millis(800)).await,
+            "a former member's open socket no longer receives the channel"
+        );
+        sb.close().await;
+        t.stop().await;
+    }
+}

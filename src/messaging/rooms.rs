@@ -67,3 +67,20 @@ pub async fn evict(io: &SocketIo, user_id: &str, conversation_ids: &[String]) {
         }
     }
 }
+
+/// Take a user who lost their team or project membership out of the rooms of that team's or
+/// project's conversations, so already-joined sockets stop receiving them (every later event is
+/// refused by the membership check anyway).
+pub async fn evict_from_owner(
+    db: &crate::db::Db,
+    io: &SocketIo,
+    user_id: &str,
+    group_id: Option<&str>,
+    project_id: Option<&str>,
+) {
+    match super::store::owned_conversation_ids(db, group_id, project_id).await {
+        Ok(ids) if !ids.is_empty() => evict(io, user_id, &ids).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, user_id, "cannot list conversations to evict from"),
+    }
+}

@@ -454,10 +454,12 @@ async fn accept_invite(
 
 async fn remove_member(
     state: web::Data<AppState>,
+    listener: web::Data<crate::state::Listener>,
     user: AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, target) = path.into_inner();
+    let (group_id, removed) = (id.clone(), target.clone());
     let user_id = user.id.clone();
     state
         .db
@@ -496,6 +498,11 @@ async fn remove_member(
         })
         .await
         .map_err(|e| e.into_api("Error removing member"))?;
+    // Losing the team revokes its channels: sockets already in their rooms leave them now.
+    if let Some(io) = listener.io.as_ref() {
+        crate::messaging::rooms::evict_from_owner(&state.db, io, &removed, Some(&group_id), None)
+            .await;
+    }
     Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
 }
 
