@@ -275,11 +275,7 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
                 }
             })
             .configure(|cfg| api_routes(cfg, kind))
-            .default_service(if kind == ListenerKind::Collab {
-                web::to(collab_not_found)
-            } else {
-                web::to(crate::web::not_found)
-            })
+            .default_service(unmatched(kind))
             // Both pass through on the messaging and collab listeners (the legacy M had no CSRF).
             .wrap(from_fn(crate::web::csrf::middleware))
             .wrap(from_fn(crate::web::rate_limit::middleware))
@@ -320,11 +316,14 @@ fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<Runnin
     })
 }
 
-/// Anything else on the collab port answers like the original: plain-text 404.
-async fn collab_not_found() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::NotFound()
-        .content_type("text/plain; charset=utf-8")
-        .body("Not Found")
+/// What a path no route matches gets: JSON everywhere, plain text on the collab port (as the original).
+fn unmatched(kind: ListenerKind) -> actix_web::Route {
+    #[cfg(feature = "collab")]
+    if kind == ListenerKind::Collab {
+        return web::to(crate::collab::not_found);
+    }
+    let _ = kind;
+    web::to(crate::web::not_found)
 }
 
 /// REST routes of a listener. `serve unified` answers each under `/api/…` and bare `/…`, because the
