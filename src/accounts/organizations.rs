@@ -9,7 +9,8 @@ use super::teams::model::{
     GroupRow, OrgSummary, KIND_ORGANIZATION, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, ROLE_ADMIN,
 };
 use super::teams::{
-    create_group, description_too_long, msg, name_too_long, store, text_field, GroupBody,
+    create_group, description_field, description_update, msg, name_too_long, required_name, store,
+    text_field, GroupBody,
 };
 use super::tx::{db_fail, TxError};
 use crate::db::{now, Conn, DbError};
@@ -87,23 +88,8 @@ async fn create(
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = text_field(
-        body.name.as_deref(),
-        MAX_NAME_CHARS,
-        &name_too_long("Organization", MAX_NAME_CHARS),
-    )?
-    .ok_or_else(|| {
-        msg(
-            StatusCode::BAD_REQUEST,
-            "name_required",
-            "Organization name is required",
-        )
-    })?;
-    let description = text_field(
-        body.description.as_deref(),
-        MAX_DESCRIPTION_CHARS,
-        &description_too_long(MAX_DESCRIPTION_CHARS),
-    )?;
+    let name = required_name(body.name.as_deref(), MAX_NAME_CHARS, "Organization")?;
+    let description = description_field(body.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
     // The creator is `admin` as in the original; it counts as owner (see `GroupRow::is_owner_equivalent`).
     let group = create_group(
         &state,
@@ -139,17 +125,7 @@ async fn update(
         MAX_NAME_CHARS,
         &name_too_long("Organization", MAX_NAME_CHARS),
     )?;
-    let description = match body.description.as_deref() {
-        None => None,
-        Some(d) => Some(
-            text_field(
-                Some(d),
-                MAX_DESCRIPTION_CHARS,
-                &description_too_long(MAX_DESCRIPTION_CHARS),
-            )?
-            .unwrap_or_default(),
-        ),
-    };
+    let description = description_update(body.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
     let id = path.into_inner();
     let user_id = user.id.clone();
     let organization = state

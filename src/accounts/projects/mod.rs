@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::store::{ProjectMemberRow, ProjectRow};
-use super::teams::{description_too_long, msg, name_too_long, text_field};
+use super::teams::{
+    description_field, description_update, msg, name_too_long, required_name, text_field,
+};
 use super::tx::{db_fail, TxError};
 use crate::db::{now, Conn, DbError, Timestamp};
 use crate::error::ApiError;
@@ -151,23 +153,8 @@ async fn create(
     body: web::Json<ProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = text_field(
-        body.name.as_deref(),
-        MAX_NAME_CHARS,
-        &name_too_long("Project", MAX_NAME_CHARS),
-    )?
-    .ok_or_else(|| {
-        msg(
-            StatusCode::BAD_REQUEST,
-            "name_required",
-            "Project name is required",
-        )
-    })?;
-    let description = text_field(
-        body.description.as_deref(),
-        MAX_DESCRIPTION_CHARS,
-        &description_too_long(MAX_DESCRIPTION_CHARS),
-    )?;
+    let name = required_name(body.name.as_deref(), MAX_NAME_CHARS, "Project")?;
+    let description = description_field(body.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
     let status =
         pick(body.status.as_deref(), STATUSES, "status")?.unwrap_or_else(|| "active".into());
     let priority =
@@ -300,17 +287,7 @@ async fn update(
         MAX_NAME_CHARS,
         &name_too_long("Project", MAX_NAME_CHARS),
     )?;
-    let description = match body.description.as_deref() {
-        None => None,
-        Some(d) => Some(
-            text_field(
-                Some(d),
-                MAX_DESCRIPTION_CHARS,
-                &description_too_long(MAX_DESCRIPTION_CHARS),
-            )?
-            .unwrap_or_default(),
-        ),
-    };
+    let description = description_update(body.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
     let status = pick(body.status.as_deref(), STATUSES, "status")?;
     let priority = pick(body.priority.as_deref(), PRIORITIES, "priority")?;
     let id = path.into_inner();

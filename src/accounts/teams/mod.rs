@@ -89,6 +89,39 @@ pub(crate) fn text_field(
     Ok(Some(v.to_owned()))
 }
 
+/// A name the route requires: `{what} name is required` when missing or blank.
+pub(crate) fn required_name(
+    value: Option<&str>,
+    max: usize,
+    what: &str,
+) -> Result<String, ApiError> {
+    text_field(value, max, &name_too_long(what, max))?.ok_or_else(|| {
+        msg(
+            StatusCode::BAD_REQUEST,
+            "name_required",
+            &format!("{what} name is required"),
+        )
+    })
+}
+
+/// A description on create: trimmed, `None` when blank.
+pub(crate) fn description_field(
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    text_field(value, max, &description_too_long(max))
+}
+
+/// A description on update: absent keeps the old one, an empty string clears it (CONTRACT §6).
+pub(crate) fn description_update(
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    value
+        .map(|d| description_field(Some(d), max).map(Option::unwrap_or_default))
+        .transpose()
+}
+
 pub(crate) fn name_too_long(what: &str, max: usize) -> String {
     format!("{what} name must be at most {max} characters")
 }
@@ -157,23 +190,8 @@ async fn create(
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = text_field(
-        body.name.as_deref(),
-        MAX_NAME_CHARS,
-        &name_too_long("Team", MAX_NAME_CHARS),
-    )?
-    .ok_or_else(|| {
-        msg(
-            StatusCode::BAD_REQUEST,
-            "name_required",
-            "Team name is required",
-        )
-    })?;
-    let description = text_field(
-        body.description.as_deref(),
-        MAX_DESCRIPTION_CHARS,
-        &description_too_long(MAX_DESCRIPTION_CHARS),
-    )?;
+    let name = required_name(body.name.as_deref(), MAX_NAME_CHARS, "Team")?;
+    let description = description_field(body.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
     let group = create_group(&state, &user, KIND_TEAM, name, description, ROLE_OWNER)
         .await
         .map_err(|e| e.into_api("Error creating team"))?;
@@ -266,17 +284,7 @@ async fn update(
         &name_too_long("Team", MAX_NAME_CHARS),
     )?;
     // An empty name keeps the old one; an empty description clears it (CONTRACT §6).
-    let description = match body.description.as_deref() {
-        None => None,
-        Some(d) => Some(
-            text_field(
-                Some(d),
-                MAX_DESCRIPTION_CHARS,
-                &description_too_long(MAX_DESCRIPTION_CHARS),
-            )?
-            .unwrap_or_default(),
-        ),
-    };
+    let description = description_update(body.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
     let id = path.into_inner();
     let user_id = user.id.clone();
     let fail = "Error updating team";
