@@ -30,6 +30,14 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
+/// Pass the CSRF double-submit (cookie + matching header) the way a browser tab does, so a test of
+/// an unauthenticated write sees the authentication answer rather than the CSRF one.
+pub fn with_csrf(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let csrf = "ab".repeat(32);
+    req.header("X-CSRF-Token", &csrf)
+        .header("Cookie", format!("_csrf={csrf}"))
+}
+
 pub struct TestServer {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,

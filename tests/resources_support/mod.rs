@@ -110,12 +110,7 @@ pub async fn call_on(
     if let Some(token) = token {
         req = req.bearer_auth(token);
     } else if writes {
-        // A browser without a token still passes the CSRF double-submit, so what is tested below
-        // is the authentication answer, not the CSRF one.
-        let csrf = "ab".repeat(32);
-        req = req
-            .header("X-CSRF-Token", &csrf)
-            .header("Cookie", format!("_csrf={csrf}"));
+        req = crate::common::with_csrf(req);
     }
     if let Some(body) = body {
         req = req.json(&body);
@@ -229,11 +224,7 @@ pub async fn upload(
     if let Some(token) = token {
         req = req.bearer_auth(token);
     } else {
-        // Pass the CSRF double-submit so the answer under test is the authentication one.
-        let csrf = "ab".repeat(32);
-        req = req
-            .header("X-CSRF-Token", &csrf)
-            .header("Cookie", format!("_csrf={csrf}"));
+        req = crate::common::with_csrf(req);
     }
     let res = req.send().await.expect("upload request");
     let status = res.status().as_u16();
