@@ -78,27 +78,23 @@ fn collab_health(_listener: &Listener, _uptime: std::time::Duration) -> HttpResp
 
 #[cfg(feature = "collab")]
 fn collab_health(listener: &Listener, uptime: std::time::Duration) -> HttpResponse {
-    {
-        {
-            let stats = listener
-                .collab
-                .as_ref()
-                .map(|c| c.snapshot())
-                .unwrap_or_default();
-            HttpResponse::Ok().json(json!({
-                "status": "healthy",
-                "service": "collaboration-server",
-                "port": listener.port,
-                "uptime": uptime.as_secs(),
-                "connections": stats.connections,
-                "totalConnections": stats.total_connections,
-                "activeRooms": stats.rooms.len(),
-                "rooms": stats.rooms.keys().collect::<Vec<_>>(),
-                "messagesProcessed": stats.messages,
-                "timestamp": iso_now(),
-            }))
-        }
-    }
+    let stats = listener
+        .collab
+        .as_ref()
+        .map(|c| c.snapshot())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "service": "collaboration-server",
+        "port": listener.port,
+        "uptime": uptime.as_secs(),
+        "connections": stats.connections,
+        "totalConnections": stats.total_connections,
+        "activeRooms": stats.rooms.len(),
+        "rooms": stats.rooms.keys().collect::<Vec<_>>(),
+        "messagesProcessed": stats.messages,
+        "timestamp": iso_now(),
+    }))
 }
 
 async fn live(listener: web::Data<Listener>) -> HttpResponse {
