@@ -130,10 +130,21 @@ async fn ready(state: web::Data<AppState>, listener: web::Data<Listener>) -> Htt
             "modules": state.modules.report(),
         }));
     }
+    // Redis is shared state, not storage: without it the instance still serves its own clients, so
+    // it stays in rotation (200) and says it is degraded.
+    let status = if state.cluster.redis_up() == Some(false) {
+        "degraded"
+    } else {
+        "ready"
+    };
     HttpResponse::Ok().json(json!({
-        "status": "ready",
+        "status": status,
         "service": service,
-        "dependencies": { "database": "ok", "storageType": state.db.backend().to_string() },
+        "dependencies": {
+            "database": "ok",
+            "storageType": state.db.backend().to_string(),
+            "redis": redis_dependency(&state),
+        },
     }))
 }
 
@@ -156,8 +167,17 @@ async fn services(state: web::Data<AppState>, listener: web::Data<Listener>) -> 
         "service": listener.kind.service_name(),
         "ready": state.modules.all_ready(),
         "modules": state.modules.report(),
+        "cluster": state.cluster.report(),
         "socketio": { "namespaces": namespaces },
     }))
+}
+
+fn redis_dependency(state: &AppState) -> &'static str {
+    match state.cluster.redis_up() {
+        None => "not configured",
+        Some(true) => "ok",
+        Some(false) => "degraded",
+    }
 }
 
 fn socket_count(listener: &Listener, ns: &str) -> usize {

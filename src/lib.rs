@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 #[cfg(feature = "collab")]
 pub mod collab;
 pub mod config;

@@ -9,11 +9,11 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use socketioxide::SocketIo;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::token::TokenKeys;
 use crate::cli::Target;
+use crate::cluster::{Cluster, Io};
 use crate::config::Settings;
 use crate::db::{Db, DbOptions};
 use crate::messaging::socket::SocketState;
@@ -39,7 +39,7 @@ struct RunningListener {
     kind: ListenerKind,
     addr: SocketAddr,
     handle: ServerHandle,
-    io: Option<SocketIo>,
+    io: Option<Io>,
     #[cfg(feature = "collab")]
     collab: Option<Arc<crate::collab::CollabStats>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -64,7 +64,9 @@ impl Server {
             )
         })?;
 
+        let cluster = Cluster::connect(&settings)?;
         let state = AppState {
+            cluster,
             tokens: TokenKeys::new(
                 &settings.auth.jwt_secret,
                 settings.auth.access_token_ttl_secs,
@@ -83,7 +85,7 @@ impl Server {
         // Listeners first, so /health/live answers while storage is being prepared.
         let mut listeners = Vec::new();
         for kind in topology::listeners(target) {
-            listeners.push(start_listener(*kind, &state)?);
+            listeners.push(start_listener(*kind, &state).await?);
         }
         for l in &listeners {
             tracing::info!(
@@ -195,12 +197,14 @@ fn listener_port(kind: ListenerKind, settings: &Settings) -> u16 {
     }
 }
 
-fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge, SocketIo)> {
+async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge, Io)> {
     if kind == ListenerKind::Collab {
         return None;
     }
     let s = &state.settings.socketio;
-    let (service, io) = SocketIo::builder()
+    let (service, io) = state
+        .cluster
+        .socketio_builder()
         .max_payload(s.max_payload_bytes)
         // The same bound on websocket messages (engineioxide's default is 64 MiB), and small read
         // buffers: most sockets are idle.
@@ -216,26 +220,26 @@ fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge,
         .build_svc();
     match kind {
         ListenerKind::Unified => {
-            crate::messaging::socket::register(&io, &["/messaging"]);
-            crate::monitor::register(&io, &crate::monitor::NAMESPACES);
-            crate::monitor::register_root(&io);
+            crate::messaging::socket::register(&io, &["/messaging"]).await;
+            crate::monitor::register(&io, &crate::monitor::NAMESPACES).await;
+            crate::monitor::register_root(&io).await;
         }
         ListenerKind::Auth => {
-            crate::monitor::register(&io, &["/performance", "/auth"]);
-            crate::monitor::register_root(&io);
+            crate::monitor::register(&io, &["/performance", "/auth"]).await;
+            crate::monitor::register_root(&io).await;
         }
         ListenerKind::Messaging => {
-            crate::messaging::socket::register(&io, &["/", "/messaging"]);
+            crate::messaging::socket::register(&io, &["/", "/messaging"]).await;
         }
         ListenerKind::Collab => {}
     }
     Some((SocketIoBridge::new(service, s.max_payload_bytes), io))
 }
 
-fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<RunningListener> {
+async fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<RunningListener> {
     let settings = state.settings.clone();
     let port = listener_port(kind, &settings);
-    let socketio = socketio_for(kind, state);
+    let socketio = socketio_for(kind, state).await;
     let io = socketio.as_ref().map(|(_, io)| io.clone());
     #[cfg(feature = "collab")]
     let collab = (kind == ListenerKind::Collab).then(|| crate::collab::CollabStats::new(state));

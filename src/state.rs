@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use socketioxide::SocketIo;
+use crate::cluster::Io;
 
 use crate::auth::token::TokenKeys;
 use crate::config::Settings;
@@ -22,6 +22,8 @@ pub struct AppState {
     pub files: Arc<crate::accounts::files::FileServices>,
     pub messaging: Arc<crate::messaging::MessagingServices>,
     pub monitor: crate::monitor::MonitorHandle,
+    /// The link to the other instances (Redis), if configured.
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// One HTTP listener of the target: what its `/health` calls itself, its port, its Socket.IO server.
@@ -29,7 +31,7 @@ pub struct AppState {
 pub struct Listener {
     pub kind: ListenerKind,
     pub port: u16,
-    pub io: Option<SocketIo>,
+    pub io: Option<Io>,
     #[cfg(feature = "collab")]
     pub collab: Option<Arc<crate::collab::CollabStats>>,
 }

@@ -2,8 +2,8 @@
 //! store, count, notify mentions, and broadcast to the conversation's room. Identity is always the
 //! verified caller, never a payload field.
 
+use crate::cluster::Io;
 use serde_json::{json, Value};
-use socketioxide::SocketIo;
 
 use super::model::{message_json, ConversationRow, MessageRow};
 use super::rooms;
@@ -143,7 +143,7 @@ fn priority(p: Option<&str>) -> String {
 /// `message:received`), then notify mentioned members.
 pub async fn send(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     input: SendInput,
 ) -> Result<Value, Fail> {
@@ -212,7 +212,7 @@ pub async fn send(
 
 async fn notify_mentions(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     m: &MessageRow,
     mentioned: &[String],
@@ -269,7 +269,7 @@ const EDIT_MISSING: &str = "Message not found or unauthorized";
 /// Author-only edit; broadcasts `message:updated`.
 pub async fn edit(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
     text: &str,
@@ -292,7 +292,7 @@ pub async fn edit(
 /// Author-only soft delete; broadcasts `message:deleted` with the bare id.
 pub async fn delete(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
 ) -> Result<String, Fail> {
@@ -317,7 +317,7 @@ pub async fn delete(
 /// frontend's `message:reaction-added` when one was added).
 pub async fn react(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
     reaction: &str,
@@ -357,7 +357,7 @@ pub async fn react(
 /// receipt and tell its author (`dm:read` and the frontend's `message:status-updated`).
 pub async fn read(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
 ) -> Result<(), Fail> {
@@ -403,7 +403,7 @@ pub async fn read(
 /// `dm:sent` back to the sender, and `message:new`/`message:received` to the conversation's room.
 pub async fn direct(
     app: &AppState,
-    io: Option<&SocketIo>,
+    io: Option<&Io>,
     caller: &Caller,
     recipient: &str,
     text: String,

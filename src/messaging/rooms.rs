@@ -6,9 +6,9 @@
 //! the listener, so clients of both paths see the same conversation. Namespaces without messaging
 //! handlers (the unified root) never have sockets in these rooms, so sending there reaches nobody.
 
+use crate::cluster::Io;
+use crate::cluster::Socket;
 use serde::Serialize;
-use socketioxide::extract::SocketRef;
-use socketioxide::SocketIo;
 
 const NAMESPACES: [&str; 2] = ["/messaging", "/"];
 
@@ -21,7 +21,7 @@ pub fn user(user_id: &str) -> String {
 }
 
 /// Emit to every socket in any of `rooms`, on every messaging namespace.
-pub async fn emit<T: Serialize + ?Sized>(io: &SocketIo, rooms: Vec<String>, event: &str, data: &T) {
+pub async fn emit<T: Serialize + ?Sized>(io: &Io, rooms: Vec<String>, event: &str, data: &T) {
     if rooms.is_empty() {
         return;
     }
@@ -36,8 +36,8 @@ pub async fn emit<T: Serialize + ?Sized>(io: &SocketIo, rooms: Vec<String>, even
 
 /// Emit to everyone in `room` except the socket `s` itself.
 pub async fn emit_others<T: Serialize + ?Sized>(
-    io: &SocketIo,
-    s: &SocketRef,
+    io: &Io,
+    s: &Socket,
     room: String,
     event: &str,
     data: &T,
@@ -57,7 +57,7 @@ pub async fn emit_others<T: Serialize + ?Sized>(
 }
 
 /// Take `user`'s sockets out of the given conversations' rooms (call when membership is lost).
-pub async fn evict(io: &SocketIo, user_id: &str, conversation_ids: &[String]) {
+pub async fn evict(io: &Io, user_id: &str, conversation_ids: &[String]) {
     let rooms: Vec<String> = conversation_ids.iter().map(|c| channel(c)).collect();
     for ns in NAMESPACES {
         if let Some(op) = io.of(ns) {
@@ -73,7 +73,7 @@ pub async fn evict(io: &SocketIo, user_id: &str, conversation_ids: &[String]) {
 /// refused by the membership check anyway).
 pub async fn evict_from_owner(
     db: &crate::db::Db,
-    io: &SocketIo,
+    io: &Io,
     user_id: &str,
     group_id: Option<&str>,
     project_id: Option<&str>,

@@ -12,12 +12,13 @@
 //! with the messages after `since`, oldest first, at most 100; it repeats with the last `seq` until
 //! fewer than 100 arrive. Over REST: `GET /api/conversations/:id/messages?since=<seq>`.
 
+use crate::cluster::Io;
+use crate::cluster::Socket;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use socketioxide::extract::{Event as SocketEvent, SocketRef, State, TryData};
+use socketioxide::extract::{Event as SocketEvent, State, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::SocketIo;
 
 use super::chat::{self, Caller, Fail, SendInput};
 use super::presence::OFFLINE_GRACE;
@@ -133,7 +134,7 @@ fn since_arg(v: Option<&Value>) -> Option<i64> {
 }
 
 async fn authenticate(
-    s: SocketRef,
+    s: Socket,
     TryData(auth): TryData<Value>,
     State(state): State<SocketState>,
 ) -> Result<(), HandshakeError> {
@@ -157,13 +158,13 @@ async fn authenticate(
     Ok(())
 }
 
-fn send_error(s: &SocketRef, message: &str) {
+fn send_error(s: &Socket, message: &str) {
     if let Err(e) = s.emit("error", &json!({ "message": message })) {
         tracing::debug!(error = %e, "error event not delivered");
     }
 }
 
-fn fail(s: &SocketRef, f: Fail) {
+fn fail(s: &Socket, f: Fail) {
     let text = match &f {
         Fail::Invalid(t) => t.as_str(),
         Fail::NoConversation => "Channel not found",
@@ -177,7 +178,7 @@ fn fail(s: &SocketRef, f: Fail) {
     send_error(s, text);
 }
 
-fn reply(s: &SocketRef, event: &str, data: &Value) {
+fn reply(s: &Socket, event: &str, data: &Value) {
     if let Err(e) = s.emit(event, data) {
         tracing::debug!(error = %e, event, "reply not delivered");
     }
@@ -224,7 +225,7 @@ const EVENTS: &[(&str, Event)] = &[
     ("echo", Event::Echo),
 ];
 
-async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>) {
+async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
     let Some(identity) = s.extensions.get::<Identity>() else {
         return;
     };
@@ -235,8 +236,8 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>
     s.join(rooms::user(&identity.user_id));
     // One dispatcher per socket instead of a handler per event name: an idle socket costs less.
     s.on_fallback(
-        |s: SocketRef,
-         io: SocketIo,
+        |s: Socket,
+         io: Io,
          State(state): State<SocketState>,
          SocketEvent(name): SocketEvent,
          TryData(args): TryData<Args>| async move {
@@ -255,7 +256,7 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>
         },
     );
     s.on_disconnect(
-        |s: SocketRef, io: SocketIo, State(state): State<SocketState>| async move {
+        |s: Socket, io: Io, State(state): State<SocketState>| async move {
             disconnected(s, io, state).await;
         },
     );
@@ -274,7 +275,7 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>
 }
 
 /// Tell everyone who shares a conversation with `user` that its presence changed.
-async fn announce(state: &SocketState, io: &SocketIo, user: &str, status: &str) {
+async fn announce(state: &SocketState, io: &Io, user: &str, status: &str) {
     let peers = match store::co_members(&state.app.db, user).await {
         Ok(p) => p,
         Err(e) => {
@@ -305,7 +306,7 @@ async fn announce(state: &SocketState, io: &SocketIo, user: &str, status: &str) 
     .await;
 }
 
-async fn disconnected(s: SocketRef, io: SocketIo, state: SocketState) {
+async fn disconnected(s: Socket, io: Io, state: SocketState) {
     let services = state.app.messaging.clone();
     services.limiter.forget(&s.id.to_string());
     let Some(identity) = s.extensions.get::<Identity>() else {
@@ -328,7 +329,7 @@ async fn disconnected(s: SocketRef, io: SocketIo, state: SocketState) {
     });
 }
 
-async fn handle(event: Event, s: SocketRef, io: SocketIo, state: SocketState, args: Args) {
+async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args) {
     let Some(identity) = s.extensions.get::<Identity>() else {
         return;
     };
@@ -491,11 +492,11 @@ fn send_input(args: &Args) -> Option<SendInput> {
 }
 
 async fn join(
-    s: &SocketRef,
+    s: &Socket,
     state: &SocketState,
     caller: &Caller,
     args: &Args,
-    io: &SocketIo,
+    io: &Io,
 ) -> Result<(), Fail> {
     let first = args.first();
     let Some(id) = conversation_arg(first) else {
@@ -525,7 +526,7 @@ async fn join(
     Ok(())
 }
 
-async fn leave(s: &SocketRef, io: &SocketIo, caller: &Caller, args: &Args) {
+async fn leave(s: &Socket, io: &Io, caller: &Caller, args: &Args) {
     let Some(id) = conversation_arg(args.first()) else {
         send_error(s, "Channel ID is required");
         return;
@@ -541,12 +542,7 @@ async fn leave(s: &SocketRef, io: &SocketIo, caller: &Caller, args: &Args) {
     rooms::emit_others(io, s, room, "user:left-conversation", &left).await;
 }
 
-async fn sync(
-    s: &SocketRef,
-    state: &SocketState,
-    caller: &Caller,
-    args: &Args,
-) -> Result<(), Fail> {
+async fn sync(s: &Socket, state: &SocketState, caller: &Caller, args: &Args) -> Result<(), Fail> {
     let first = args.first();
     let Some(id) = conversation_arg(first) else {
         return Err(Fail::invalid("Channel ID is required"));
@@ -566,9 +562,9 @@ async fn sync(
 }
 
 async fn typing(
-    s: &SocketRef,
+    s: &Socket,
     state: &SocketState,
-    io: &SocketIo,
+    io: &Io,
     identity: &Identity,
     args: &Args,
     started: bool,
@@ -600,7 +596,7 @@ async fn typing(
 
 /// `users:online`: the caller and the online users who share a conversation with them; nobody
 /// else, so no stranger's e-mail is ever disclosed.
-async fn online(s: &SocketRef, state: &SocketState, caller: &Caller) -> Result<(), Fail> {
+async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), Fail> {
     let mut users = store::co_members(&state.app.db, &caller.id)
         .await
         .map_err(Fail::db("Failed to load online users"))?;
@@ -624,8 +620,8 @@ async fn online(s: &SocketRef, state: &SocketState, caller: &Caller) -> Result<(
 }
 
 /// Register the authenticated messaging handlers on each given namespace path.
-pub fn register(io: &SocketIo, namespaces: &[&'static str]) {
+pub async fn register(io: &Io, namespaces: &[&'static str]) {
     for ns in namespaces {
-        io.ns(*ns, on_connect.with(authenticate));
+        crate::cluster::add_namespace(io, ns, on_connect.with(authenticate)).await;
     }
 }

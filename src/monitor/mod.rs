@@ -7,14 +7,15 @@ pub mod system;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::Io;
+use crate::cluster::Socket;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{State, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::SocketIo;
 
 pub use metrics::{count_message, messages_total, Metrics, SystemMetrics};
 
@@ -64,14 +65,14 @@ async fn authorize(
     Ok(())
 }
 
-async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>) {
+async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
     let metrics = state.app.monitor.latest(active_sockets(&io));
     if let Err(e) = s.emit("system_metrics", &metrics) {
         tracing::debug!(error = %e, "system_metrics not delivered");
     }
     s.on(
         "request_metrics",
-        async |s: SocketRef, io: SocketIo, State(state): State<SocketState>| {
+        async |s: Socket, io: Io, State(state): State<SocketState>| {
             let metrics = state.app.monitor.latest(active_sockets(&io));
             let _ = s.emit("system_metrics", &metrics);
             match database_metrics(&state.app).await {
@@ -85,19 +86,19 @@ async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<SocketState>
 }
 
 /// Register the metrics namespaces on a listener's Socket.IO server.
-pub fn register(io: &SocketIo, namespaces: &[&'static str]) {
+pub async fn register(io: &Io, namespaces: &[&'static str]) {
     for ns in namespaces {
-        io.ns(*ns, on_connect.with(authorize));
+        crate::cluster::add_namespace(io, ns, on_connect.with(authorize)).await;
     }
 }
 
 /// The root namespace: accepted, no handlers (as the Node servers did).
-pub fn register_root(io: &SocketIo) {
-    io.ns("/", async |_s: SocketRef| {});
+pub async fn register_root(io: &Io) {
+    crate::cluster::add_namespace(io, "/", async |_s: Socket| {}).await;
 }
 
 /// Sockets connected on every namespace of one Socket.IO server.
-pub fn active_sockets(io: &SocketIo) -> u64 {
+pub fn active_sockets(io: &Io) -> u64 {
     io.nsps()
         .into_iter()
         .map(|op| op.sockets().len() as u64)
@@ -139,7 +140,7 @@ async fn database_metrics(app: &AppState) -> Result<Value, crate::db::DbError> {
 
 /// Every `PUSH_INTERVAL`: probe the database, close the metrics window, push `system_metrics` to
 /// every metrics socket of every listener.
-pub async fn run_sampler(app: AppState, ios: Vec<(String, SocketIo)>) {
+pub async fn run_sampler(app: AppState, ios: Vec<(String, Io)>) {
     let mut tick = tokio::time::interval(PUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -17,11 +17,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use engineioxide::service::NotFoundService;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
-use socketioxide::adapter::LocalAdapter;
 use socketioxide::service::SocketIoService;
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
+use crate::cluster::Adapter;
 use crate::error::ApiError;
 
 /// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
@@ -34,12 +34,12 @@ const OUTBOUND_CHUNK: usize = 1024;
 /// The socketioxide service shared by every actix worker of one listener.
 #[derive(Clone)]
 pub struct SocketIoBridge {
-    service: SocketIoService<NotFoundService, LocalAdapter>,
+    service: SocketIoService<NotFoundService, Adapter>,
     max_polling_body: usize,
 }
 
 impl SocketIoBridge {
-    pub fn new(service: SocketIoService<NotFoundService, LocalAdapter>, max_payload: u64) -> Self {
+    pub fn new(service: SocketIoService<NotFoundService, Adapter>, max_payload: u64) -> Self {
         // A polling POST carries at most one max-size packet plus its framing.
         let max_polling_body = usize::try_from(max_payload)
             .unwrap_or(usize::MAX)
