@@ -56,6 +56,11 @@ struct Args {
     /// messaging handlers).
     #[arg(long, default_value = "/messaging")]
     ns: String,
+    /// A second instance of the same cluster (same database, same Redis): odd-numbered clients
+    /// connect there, and deliveries are reported separately for sender and receiver on the same
+    /// instance and on different ones (the Redis hop).
+    #[arg(long)]
+    addr2: Option<String>,
     /// A label printed with the results.
     #[arg(long, default_value = "")]
     label: String,
@@ -211,6 +216,13 @@ async fn open(addr: &str, ns: &str, token: &str, channel: Option<&str>) -> anyho
     Ok(ws)
 }
 
+/// The sender index of `b:<sender>:<micros>` in a message:new frame's `"text":"…"`.
+fn sender_of(frame: &str) -> Option<usize> {
+    let i = frame.find("\"text\":\"b:")? + 10;
+    let rest = &frame[i..];
+    rest[..rest.find(':')?].parse().ok()
+}
+
 /// `b:<sender>:<micros>` from a message:new frame's `"text":"…"`.
 fn sent_at(frame: &str) -> Option<u64> {
     let i = frame.find("\"text\":\"b:")? + 10;
@@ -235,9 +247,13 @@ async fn connect_all(
     let started = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::new();
-    for t in tokens {
+    for (i, t) in tokens.iter().enumerate() {
+        let addr = match &args.addr2 {
+            Some(second) if i % 2 == 1 => second.clone(),
+            _ => args.addr.clone(),
+        };
         let (addr, ns, t, ch, sem) = (
-            args.addr.clone(),
+            addr,
             args.ns.clone(),
             t.clone(),
             channel.map(str::to_owned),
@@ -298,6 +314,9 @@ async fn fanout(
     let (socks, took) = connect_all(args, &tokens, Some(channel)).await?;
     let n = socks.len();
     let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(1 << 20)));
+    // With --addr2: deliveries whose sender is on the other instance than the receiver.
+    let cross = Arc::new(Mutex::new(Vec::<u64>::with_capacity(1 << 20)));
+    let two = args.addr2.is_some();
     let sent = Arc::new(AtomicU64::new(0));
     let max_lag = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -314,6 +333,7 @@ async fn fanout(
         let tx = Arc::new(tokio::sync::Mutex::new(tx));
         let pong = tx.clone();
         let lat = latencies.clone();
+        let cross_lat = cross.clone();
         let errs = errors.clone();
         let seen = distinct.clone();
         let closed = closed_early.clone();
@@ -325,6 +345,9 @@ async fn fanout(
                         if let Some(at) = sent_at(t) {
                             let l = epoch_micros().saturating_sub(at);
                             lat.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+                            if two && sender_of(t).is_some_and(|s| s % 2 != i % 2) {
+                                cross_lat.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+                            }
                             seen.lock().unwrap_or_else(|p| p.into_inner()).insert(at);
                         }
                     } else if t.starts_with("42/messaging,[\"error\"") {
@@ -387,6 +410,19 @@ async fn fanout(
         r.abort();
     }
     lat.sort_unstable();
+    if two {
+        let mut cross = std::mem::take(&mut *cross.lock().unwrap_or_else(|p| p.into_inner()));
+        cross.sort_unstable();
+        println!(
+            "fanout{}: across instances (sender and receiver on different instances, via Redis): {} deliveries, \
+             latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+            args.label,
+            cross.len(),
+            pct(&cross, 0.50),
+            pct(&cross, 0.99),
+            cross.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
+        );
+    }
     let closed_early = closed_early.load(Ordering::Relaxed);
     let distinct = distinct.lock().unwrap_or_else(|p| p.into_inner()).len();
     let delivered = lat.len() as u64;
