@@ -227,6 +227,9 @@ async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoB
         ListenerKind::Auth => {
             crate::monitor::register(&io, &["/performance", "/auth"]).await;
             crate::monitor::register_root(&io).await;
+            if state.cluster.redis_up().is_some() {
+                crate::messaging::rooms::register_relay(&io).await;
+            }
         }
         ListenerKind::Messaging => {
             crate::messaging::socket::register(&io, &["/", "/messaging"]).await;

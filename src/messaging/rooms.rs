@@ -84,3 +84,25 @@ pub async fn evict_from_owner(
         Err(e) => tracing::warn!(error = %e, user_id, "cannot list conversations to evict from"),
     }
 }
+
+/// Refuses every client exactly as an unknown namespace would.
+#[derive(Debug)]
+struct NotServedHere;
+
+impl std::fmt::Display for NotServedHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Invalid namespace")
+    }
+}
+
+/// For `serve auth` in a cluster: a `/messaging` namespace that accepts nobody. Team and project
+/// changes are made on `serve auth`, and the eviction they trigger must reach the `/messaging` sockets
+/// of the `serve messaging` instances; through the Redis adapter it can only travel on a namespace
+/// this server has.
+pub async fn register_relay(io: &Io) {
+    use socketioxide::handler::ConnectHandler;
+    async fn refuse() -> Result<(), NotServedHere> {
+        Err(NotServedHere)
+    }
+    crate::cluster::add_namespace(io, "/messaging", (async |_s: Socket| {}).with(refuse)).await;
+}

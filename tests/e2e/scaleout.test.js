@@ -289,3 +289,68 @@ describe("Redis stopped and restarted under two running instances", { skip: skip
     }
   });
 });
+
+describe("split topology over Redis: serve auth + serve messaging", { skip: skip ?? false }, () => {
+  let db, auth, messaging, alice, bob, team, channel;
+
+  before(async () => {
+    db = sharedDatabase();
+    migrate(db, SECRET);
+    const redisUrl = process.env.FLUX_TEST_REDIS_URL;
+    auth = await startInstance({ target: "auth", db, redisUrl, secret: SECRET });
+    messaging = await startInstance({ target: "messaging", db, redisUrl, secret: SECRET });
+    const tag = `s-${process.pid}-${Date.now()}`;
+    alice = addUser(db, SECRET, `sa-${tag}`);
+    bob = addUser(db, SECRET, `sb-${tag}`);
+    team = `steam-${tag}`;
+    addTeam(db, team, [alice.id, bob.id]);
+    channel = await createChannel(messaging, alice, team, "split");
+  });
+
+  after(async () => {
+    const results = await Promise.allSettled([auth?.stop(), messaging?.stop()]);
+    db?.drop();
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+    for (const r of results) assert.equal(r.value?.code, 0);
+  });
+
+  it("serve auth still refuses /messaging clients like an unknown namespace", async () => {
+    const c = client(auth.url, alice);
+    try {
+      const err = await new Promise((resolve) => c.socket.once("connect_error", resolve));
+      assert.equal(err.message, "Invalid namespace");
+    } finally {
+      c.close();
+    }
+  });
+
+  it("leaving a team on serve auth evicts the sockets on serve messaging from its channels", async () => {
+    const ca = client(messaging.url, alice);
+    const cb = client(messaging.url, bob);
+    try {
+      await Promise.all([connected(ca), connected(cb)]);
+      await join(ca, channel);
+      await join(cb, channel);
+      markAll(ca, cb);
+      ca.emit("message:send", { channelId: channel, text: "still a member" });
+      await cb.next("message:new", (m) => m.text === "still a member");
+
+      const csrf = await httpRequest(`${auth.url}/api/csrf-token`);
+      const cookie = [csrf.headers["set-cookie"]].flat().map((c) => c.split(";")[0]).join("; ");
+      const res = await httpRequest(`${auth.url}/api/teams/${team}/members/${bob.id}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${bob.token}`, "X-CSRF-Token": csrf.json.csrfToken, Cookie: cookie },
+      });
+      assert.equal(res.status, 200, res.text);
+
+      // The eviction travels auth → Redis → messaging; give it a moment, then nothing reaches bob.
+      await sleep(300);
+      markAll(ca, cb);
+      ca.emit("message:send", { channelId: channel, text: "after bob left" });
+      await ca.next("message:new", (m) => m.text === "after bob left");
+      assert.ok(await silent(cb, "message:new", 600), "bob's socket no longer receives the channel");
+    } finally {
+      closeAll(ca, cb);
+    }
+  });
+});
