@@ -174,13 +174,13 @@ async fn import_json(settings: &Settings, dir: &std::path::Path, dry_run: bool) 
         Err(e) => return fail(&e),
     };
     println!(
-        "{} {} into {shown}",
+        "importing {} into {shown}{}",
+        dir.display(),
         if dry_run {
-            "dry run: reading"
+            " (dry run: rolled back at the end)"
         } else {
-            "importing"
-        },
-        dir.display()
+            ""
+        }
     );
     let mut progress = |report: &flux::import::FileReport| println!("{report}");
     match flux::import::run(&db, source, dry_run, &mut progress).await {

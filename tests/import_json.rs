@@ -378,7 +378,8 @@ async fn imports_the_original_json_files_on_every_backend() {
         let (first, stderr) = text(&out);
         assert!(out.status.success(), "{backend:?}: {first}{stderr}");
         eprintln!("--- {backend:?}, first import:\n{first}");
-        // The same report as the dry run, but for its last line.
+        assert!(dry.lines().next().unwrap().contains("(dry run"), "{dry}");
+        // The same report as the dry run, but for its first and last lines.
         let body = |s: &str| {
             s.lines()
                 .skip(1)
@@ -651,6 +652,11 @@ fn malformed_or_missing_input_is_a_clear_error() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
+    // A development SQLite database is migrated first, as `flux serve` would.
+    assert!(
+        stdout.contains("applied  2026-11-25-000000_init"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("users.json: not found, skipped"),
         "{stdout}"

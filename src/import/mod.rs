@@ -124,13 +124,6 @@ impl Summary {
         self.tallies().map(|t| t.anomalies.len()).sum()
     }
 
-    pub fn file(&self, name: &str) -> Option<&Tally> {
-        self.files
-            .iter()
-            .find(|f| f.name == name)
-            .and_then(|f| f.tally.as_ref())
-    }
-
     fn tallies(&self) -> impl Iterator<Item = &Tally> {
         self.files.iter().filter_map(|f| f.tally.as_ref())
     }
