@@ -32,7 +32,7 @@ pub enum Command {
         #[arg(value_enum)]
         target: Target,
     },
-    /// Schema operations (never implicit in production).
+    /// Schema and data operations (never implicit in production).
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,

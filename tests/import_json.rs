@@ -688,3 +688,100 @@ fn malformed_or_missing_input_is_a_clear_error() {
         assert!(stdout.contains(word), "--help mentions {word}: {stdout}");
     }
 }
+
+/// Rows flux already has win over legacy ones: a taken e-mail rejects the legacy user, a linked
+/// Google account stays with its flux user, and what pointed at the rejected user is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_already_in_flux_win_and_conflicts_are_reported() {
+    for backend in backends() {
+        let database = match backend {
+            Backend::Sqlite => TestDatabase::sqlite(),
+            Backend::Postgres => TestDatabase::postgres().await.unwrap().unwrap(),
+        };
+        let db = database.connect_migrated().await.unwrap();
+        let mut conn = db.get_write().await.unwrap();
+        let now = flux::db::now();
+        for (id, email, sub) in [
+            ("native-1", "bob@example.com", None),
+            ("native-2", "gia.native@example.com", Some("google-sub-1")),
+        ] {
+            flux::db!(conn, |c| {
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(id),
+                        users::email.eq(email),
+                        users::name.eq("native"),
+                        users::google_sub.eq(sub),
+                        users::created_at.eq(now),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await
+            })
+            .unwrap();
+        }
+        drop(conn);
+        let data = tempfile::tempdir().unwrap();
+        write(
+            data.path(),
+            "users",
+            json!({"users": [
+                {"id": "42", "email": "Bob@Example.com", "name": "Bob", "userType": "client",
+                 "createdAt": "2024-01-03T00:00:00.000Z"},
+                {"id": "u-google", "email": "gia@example.com", "name": "Gia", "userType": "client",
+                 "googleId": "google-sub-1", "createdAt": "2024-01-03T00:00:00.000Z"}
+            ]}),
+        );
+        write(
+            data.path(),
+            "messages",
+            json!({"messages": [
+                {"id": "d1", "conversationId": "dm", "authorId": "u-google", "content": "hi",
+                 "messageType": "dm", "metadata": {"recipientId": "42"},
+                 "timestamp": "2024-04-01T12:00:00.000Z"}
+            ]}),
+        );
+        let work = tempfile::tempdir().unwrap();
+        let out = flux(work.path(), &database.url)
+            .args(["migrate", "import-json", data.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{backend:?}: {stdout}{stderr}");
+        for line in [
+            r#"user "42": duplicate e-mail bob@example.com (already used by user "native-1"); not imported"#,
+            r#"user "u-google": googleId google-sub-1 already belongs to another user; imported without it"#,
+            r#"message "d1": direct message to "42", not a known user; not imported"#,
+            "import complete: 1 imported, 0 already present, 2 rejected, 3 anomalies",
+        ] {
+            assert!(
+                stdout.contains(line),
+                "{backend:?}: missing {line:?} in\n{stdout}"
+            );
+        }
+        let mut conn = db.get_read().await.unwrap();
+        let rows: Vec<(String, String, Option<String>)> = flux::db!(conn, |c| {
+            users::table
+                .order(users::id)
+                .select((users::id, users::email, users::google_sub))
+                .load(c)
+                .await
+        })
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("native-1".into(), "bob@example.com".into(), None),
+                (
+                    "native-2".into(),
+                    "gia.native@example.com".into(),
+                    Some("google-sub-1".into())
+                ),
+                ("u-google".into(), "gia@example.com".into(), None),
+            ]
+        );
+        drop(conn);
+        drop(db);
+        database.close().await;
+    }
+}
