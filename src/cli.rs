@@ -32,7 +32,7 @@ pub enum Command {
         #[arg(value_enum)]
         target: Target,
     },
-    /// Schema operations (never implicit in production).
+    /// Schema and data operations (never implicit in production).
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
@@ -94,6 +94,29 @@ pub enum MigrateAction {
         #[arg(long, default_value_t = 1)]
         steps: u32,
     },
+    /// Import the original Node services' JSON data files into the database.
+    #[command(
+        long_about = "Import the original Node services' JSON data files into the database \
+(the one DATABASE_URL / settings select).\n\n\
+Reads users.json, teams.json, channels.json, projects.json, files.json and messages.json from DIR \
+(each shaped {\"<name>\": [ ... ]}; a missing file is reported and skipped) and imports them in one \
+transaction. Legacy ids are kept. Records whose id is already stored are left as they are, so running \
+it again changes nothing. Problems in the data (duplicate e-mails, references to unknown users, teams \
+or conversations, invalid values) are listed as anomalies and do not stop the import; unreadable \
+files or malformed JSON do, before anything is written.\n\n\
+Legacy passwords keep working: they are verified the old way and rehashed at each user's first login. \
+File contents are not copied; move the legacy uploads into <data_dir>/uploads under the same names.\n\n\
+The schema must be current: run `flux migrate run` first (a development SQLite database is migrated \
+as `flux serve` would do)."
+    )]
+    ImportJson {
+        /// Folder holding the legacy *.json files.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Do everything in a transaction that is rolled back: print the counts and anomalies, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[cfg(test)]
@@ -131,5 +154,14 @@ mod tests {
                 action: MigrateAction::Revert { steps: 2 }
             }
         ));
+        let cli =
+            Cli::try_parse_from(["flux", "migrate", "import-json", "old", "--dry-run"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Migrate {
+                action: MigrateAction::ImportJson { ref dir, dry_run: true }
+            } if dir == std::path::Path::new("old")
+        ));
+        assert!(Cli::try_parse_from(["flux", "migrate", "import-json"]).is_err());
     }
 }

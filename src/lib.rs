@@ -12,6 +12,7 @@ pub mod error;
 pub mod features;
 pub mod health;
 pub mod healthcheck;
+pub mod import;
 pub mod messaging;
 pub mod monitor;
 pub mod server;

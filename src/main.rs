@@ -134,6 +134,9 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> ExitCode {
                     }
                 })
         }
+        MigrateAction::ImportJson { dir, dry_run } => {
+            return import_json(settings, &dir, dry_run).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +144,51 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> ExitCode {
             eprintln!("flux migrate: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn import_json(settings: &Settings, dir: &std::path::Path, dry_run: bool) -> ExitCode {
+    let shown = flux::config::redact_url(&settings.database.url);
+    let fail = |e: &dyn std::error::Error| {
+        // The storage errors keep the driver's text in their source, which an operator needs here.
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        eprintln!("flux migrate import-json: {text}");
+        ExitCode::FAILURE
+    };
+    let source = match flux::import::read(dir) {
+        Ok(source) => source,
+        Err(e) => return fail(&e),
+    };
+    let db = match flux::import::connect(settings, dry_run).await {
+        Ok((db, applied)) => {
+            for version in applied {
+                println!("applied  {version}");
+            }
+            db
+        }
+        Err(e) => return fail(&e),
+    };
+    println!(
+        "importing {} into {shown}{}",
+        dir.display(),
+        if dry_run {
+            " (dry run: rolled back at the end)"
+        } else {
+            ""
+        }
+    );
+    let mut progress = |report: &flux::import::FileReport| println!("{report}");
+    match flux::import::run(&db, source, dry_run, &mut progress).await {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

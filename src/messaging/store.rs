@@ -582,7 +582,8 @@ pub async fn reactions(db: &Db, message_id: &str) -> Result<Vec<Value>, DbError>
         .collect())
 }
 
-fn dm_key(a: &str, b: &str) -> String {
+/// The `dm_key` of two users' direct conversation: the sorted pair, so either order finds it.
+pub(crate) fn dm_key(a: &str, b: &str) -> String {
     if a <= b {
         format!("{a}\u{1f}{b}")
     } else {

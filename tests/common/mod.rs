@@ -127,3 +127,23 @@ impl TestServer {
         }
     }
 }
+
+impl TestServer {
+    /// Starts `target` on a database the test already prepared (e.g. filled through the CLI). The
+    /// server takes the database over and removes it in [`stop`](Self::stop).
+    pub async fn start_on(target: Target, database: TestDatabase) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path(), &database.url);
+        let server = Server::start(target, s).await.expect("server starts");
+        assert!(
+            server.wait_ready(Duration::from_secs(20)).await,
+            "server not ready within 20 s"
+        );
+        TestServer {
+            server: Some(server),
+            dir,
+            client: reqwest::Client::new(),
+            database: Some(database),
+        }
+    }
+}
