@@ -235,6 +235,17 @@ async fn ensure_loaded(collab: &CollabStats, room: &Arc<Room>) -> Result<(), Str
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
             room.apply_persisted(&updates);
+            // Before the room counts as loaded, so its first peer's sync includes what the other
+            // instances hold and none of its changes miss the relay.
+            #[cfg(feature = "redis")]
+            if let Some(cluster) = collab.cluster.clone() {
+                let joining = room.clone();
+                collab
+                    .runtime
+                    .spawn(async move { cluster.join(&joining).await })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             Ok::<(), String>(())
         })
         .await

@@ -5,12 +5,15 @@
 //!   frame type.
 //! - [`room`]: a room's document, awareness and peers, and the refcounted registry of rooms.
 //! - [`store`]: the update log and snapshots in the flux database.
+//! - `cluster` (feature `redis`): the same room on several instances, kept in sync over Redis.
 //!
 //! Persistence runs in one background task on the runtime that started the server (not on an
 //! actix worker, so a graceful shutdown can still flush after the workers stopped): every
 //! `batch_interval_ms` it appends each room's new updates, compacts rooms past the threshold, and
 //! unloads rooms whose last peer left.
 
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod connection;
 pub mod protocol;
 pub mod room;
@@ -40,6 +43,9 @@ pub struct CollabStats {
     pub(crate) settings: CollabSettings,
     /// The runtime every database call runs on (see the module docs).
     pub(crate) runtime: tokio::runtime::Handle,
+    /// The other instances, when `redis.url` is set.
+    #[cfg(feature = "redis")]
+    pub(crate) cluster: Option<Arc<cluster::Cluster>>,
     total_connections: AtomicU64,
     messages: AtomicU64,
     next_conn: AtomicU64,
@@ -78,6 +84,12 @@ impl CollabStats {
             db: state.db.clone(),
             settings: state.settings.collab.clone(),
             runtime: tokio::runtime::Handle::current(),
+            #[cfg(feature = "redis")]
+            cluster: state
+                .cluster
+                .link()
+                .cloned()
+                .map(|link| Arc::new(cluster::Cluster::new(link))),
             total_connections: AtomicU64::new(0),
             messages: AtomicU64::new(0),
             next_conn: AtomicU64::new(1),
@@ -139,6 +151,10 @@ impl CollabStats {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.persist_all(true).await;
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            cluster.leave_all().await;
+        }
     }
 
     /// One persister pass: store every room; compact and unload the idle ones.
@@ -161,6 +177,10 @@ impl CollabStats {
             }
             if idle && self.registry.unload_if_idle(&room, result.is_err()) {
                 tracing::debug!(room = %room.name, "room unloaded");
+                #[cfg(feature = "redis")]
+                if let Some(cluster) = &self.cluster {
+                    cluster.leave(&room).await;
+                }
             }
         }
     }

@@ -73,6 +73,8 @@ pub struct Room {
 pub(super) struct RoomInner {
     awareness: Awareness,
     peers: HashMap<ConnId, Peer>,
+    /// Where this room's own peers' changes go to reach the other instances (cluster mode).
+    relay: Option<Relay>,
     /// Deltas applied to the document but not yet appended to the database.
     pub(super) pending: Vec<Vec<u8>>,
     /// Bumped on every applied delta; compaction records the version it captured.
@@ -85,6 +87,33 @@ pub(super) struct RoomInner {
 
 const EMPTY_UPDATE: [u8; 2] = [0, 0];
 
+/// A change made by one of this instance's peers, on its way to the other instances.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub enum Relayed {
+    /// A Yjs v1 document delta.
+    Update(Vec<u8>),
+    /// A whole y-websocket awareness frame, relayed as-is.
+    Awareness(Bytes),
+}
+
+/// The room's outbound queue to the cluster. Frames are queued without waiting (the room lock is
+/// held); when the queue is full the change is dropped and `lost` asks the relay for a full
+/// resynchronisation instead, so a burst never stalls the room nor silently diverges it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub struct Relay {
+    pub tx: mpsc::Sender<Relayed>,
+    pub lost: Arc<Notify>,
+}
+
+impl Relay {
+    fn send(&self, r: Relayed) {
+        if self.tx.try_send(r).is_err() {
+            self.lost.notify_one();
+        }
+    }
+}
+
 impl Room {
     pub fn new(name: String) -> Room {
         Room {
@@ -92,6 +121,7 @@ impl Room {
             inner: Mutex::new(RoomInner {
                 awareness: Awareness::new(Doc::new()),
                 peers: HashMap::new(),
+                relay: None,
                 pending: Vec::new(),
                 version: 0,
                 compacted_version: 0,
@@ -162,6 +192,7 @@ impl Room {
             Ok(update) => {
                 let frame = Bytes::from(protocol::encode_awareness(&update));
                 inner.broadcast(None, Mode::Binary, || Out::Binary(frame.clone()));
+                inner.relay(Relayed::Awareness(frame));
             }
             Err(e) => {
                 tracing::warn!(room = %self.name, error = %e, "awareness removal not encoded")
@@ -309,6 +340,7 @@ impl RoomInner {
                     };
                     deliver(peer, out);
                 }
+                self.relay(Relayed::Update(delta.clone()));
                 self.pending.push(delta);
             }
             Frame::Awareness(update) => {
@@ -326,6 +358,7 @@ impl RoomInner {
                     .apply_update(update)
                     .map_err(|_| Reject::Malformed)?;
                 self.broadcast(Some(id), Mode::Binary, || Out::Binary(frame.clone()));
+                self.relay(Relayed::Awareness(frame));
             }
             Frame::QueryAwareness => {
                 if let Some(aw) = self.awareness_frame() {
@@ -355,6 +388,69 @@ impl RoomInner {
 }
 
 impl Room {
+    /// Connects the room to the cluster: from now on its peers' changes are queued on `relay`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn set_relay(&self, relay: Option<Relay>) {
+        self.lock().relay = relay;
+    }
+
+    /// What this instance's copy of the document holds.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn state_vector(&self) -> StateVector {
+        self.lock().awareness.doc().transact().state_vector()
+    }
+
+    /// What a holder of `sv` lacks (with the whole delete set).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn diff(&self, sv: &StateVector) -> Vec<u8> {
+        self.lock()
+            .awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(sv)
+    }
+
+    /// Applies an update that another instance relayed, as if a peer had sent it, but without
+    /// queueing it for the database nor relaying it back: its origin stores and relays its own
+    /// peers' changes (so every change is written once and never echoed). It does bump `version`,
+    /// so this instance's snapshot at unload also covers it — should the origin die before its
+    /// next append, the change still reaches storage. Returns false for undecodable bytes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn apply_remote(&self, bytes: &[u8]) -> bool {
+        let Ok(update) = Update::decode_v1(bytes) else {
+            return false;
+        };
+        let mut inner = self.lock();
+        let doc = inner.awareness.doc().clone();
+        let delta = {
+            let mut txn = doc.transact_mut();
+            if txn.apply_update(update).is_err() {
+                return false;
+            }
+            txn.encode_update_v1()
+        };
+        if delta == EMPTY_UPDATE {
+            return true;
+        }
+        inner.approx_size += delta.len();
+        inner.version += 1;
+        let binary = Bytes::from(delta);
+        let text: Arc<str> = protocol::legacy_update(&binary).into();
+        inner.broadcast(None, Mode::Binary, || Out::Update(binary.clone()));
+        inner.broadcast(None, Mode::Legacy, || Out::Text(text.clone()));
+        true
+    }
+
+    /// Passes another instance's awareness frame to the local y-websocket peers. It is not kept in
+    /// this instance's awareness: nothing would ever remove it if that instance died. Clients drop
+    /// remote states they stop hearing about after their own timeout (30 s in y-protocols), and
+    /// renew their own every 15 s, so a late joiner here sees remote cursors within that time.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn relay_awareness(&self, frame: Bytes) {
+        self.lock()
+            .broadcast(None, Mode::Binary, || Out::Binary(frame.clone()));
+    }
+
     /// Says goodbye to every peer (graceful shutdown).
     pub(super) fn close_all(&self, code: u16, reason: &'static str) {
         let inner = self.lock();
@@ -367,6 +463,12 @@ impl Room {
 }
 
 impl RoomInner {
+    fn relay(&self, r: Relayed) {
+        if let Some(relay) = &self.relay {
+            relay.send(r);
+        }
+    }
+
     pub(super) fn encode_state(&self) -> Vec<u8> {
         self.awareness
             .doc()

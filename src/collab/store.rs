@@ -1,8 +1,13 @@
 //! Persistence of rooms in the flux database: an append-only log (`collab_updates`) plus one
 //! compacted snapshot per room (`collab_documents`, `compacted_through` = the last log id folded in).
 //!
-//! One server owns a room at a time: the in-memory document is the truth, so a snapshot of it
-//! contains every logged row of the room (rows are appended only after they are applied).
+//! Several instances may hold the same room (see `cluster`). Every change is appended to the log
+//! exactly once, by the instance whose peer made it (changes relayed from other instances are not
+//! appended by the receiver). A compaction therefore cannot assume its in-memory document contains
+//! every row — another instance may have appended one it never received (Redis down) — so the
+//! snapshot it writes is the union of the stored snapshot, every log row it deletes, and its own
+//! document, computed inside one transaction that other compactions of the room wait for. Nothing
+//! stored is ever replaced by a state that lacks it.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -93,8 +98,7 @@ pub async fn persist(db: &Db, room: &Room, compact: bool, threshold: u64) -> Res
             let inner = room.lock();
             (inner.encode_state(), inner.version)
         };
-        let size = state.len();
-        snapshot(db, &room.name, state).await?;
+        let size = snapshot(db, &room.name, state).await?;
         let mut inner = room.lock();
         inner.compacted_version = version;
         inner.appended_since_compaction = 0;
@@ -129,19 +133,42 @@ async fn append(db: &Db, room: &str, rows: &[&[u8]]) -> Result<(), DbError> {
     .await
 }
 
-/// Replaces the snapshot with `state` and drops the log rows it now contains, in one transaction.
-async fn snapshot(db: &Db, room: &str, state: Vec<u8>) -> Result<(), DbError> {
+/// Folds the stored snapshot, the log and `state` into one new snapshot and drops the log rows it
+/// now contains, in one transaction; returns the snapshot's size. On PostgreSQL a transaction-level
+/// advisory lock on the room serialises concurrent compactions (two instances, or a compaction
+/// racing an unload); SQLite transactions here are `IMMEDIATE`, which serialises them already.
+async fn snapshot(db: &Db, room: &str, state: Vec<u8>) -> Result<usize, DbError> {
     let room = room.to_string();
     db.transaction(async move |mut conn| {
+        if let crate::db::Conn::Postgres(c) = conn.as_conn() {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(format!("flux:collab:{room}"))
+                .execute(c)
+                .await?;
+        }
         let now = crate::db::now();
-        let through: Option<i64> = crate::db!(conn, |c| {
+        let stored: Option<Vec<u8>> = crate::db!(conn, |c| {
+            collab_documents::table
+                .find(&room)
+                .select(collab_documents::state)
+                .first::<Vec<u8>>(c)
+                .await
+                .optional()
+        })?;
+        let rows: Vec<(i64, Vec<u8>)> = crate::db!(conn, |c| {
             collab_updates::table
                 .filter(collab_updates::room.eq(&room))
-                .select(diesel::dsl::max(collab_updates::id))
-                .first::<Option<i64>>(c)
+                .order(collab_updates::id.asc())
+                .select((collab_updates::id, collab_updates::data))
+                .load::<(i64, Vec<u8>)>(c)
                 .await
         })?;
-        let through = through.unwrap_or(0);
+        let through = rows.last().map_or(0, |r| r.0);
+        let state = union(
+            &room,
+            stored.iter().chain(rows.iter().map(|r| &r.1)),
+            &state,
+        );
         let size = i64::try_from(state.len()).unwrap_or(i64::MAX);
         crate::db!(conn, |c| {
             diesel::insert_into(collab_documents::table)
@@ -173,7 +200,26 @@ async fn snapshot(db: &Db, room: &str, state: Vec<u8>) -> Result<(), DbError> {
             .execute(c)
             .await
         })?;
-        Ok(())
+        Ok(state.len())
     })
     .await
+}
+
+/// One update holding `stored` (oldest first) and `current`. Yjs updates are idempotent and
+/// commutative, so applying all to an empty document and encoding it loses and duplicates nothing;
+/// the encoding includes structs still waiting for a missing dependency, so those survive too.
+fn union<'a>(room: &str, stored: impl Iterator<Item = &'a Vec<u8>>, current: &'a [u8]) -> Vec<u8> {
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, StateVector, Transact, Update};
+
+    let doc = yrs::Doc::new();
+    let mut txn = doc.transact_mut();
+    for bytes in stored.map(Vec::as_slice).chain(std::iter::once(current)) {
+        match Update::decode_v1(bytes).map(|u| txn.apply_update(u)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(room, error = %e, "stored update not applied"),
+            Err(e) => tracing::error!(room, error = %e, "stored update undecodable"),
+        }
+    }
+    txn.encode_state_as_update_v1(&StateVector::default())
 }

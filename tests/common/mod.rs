@@ -97,6 +97,35 @@ impl TestServer {
         }
     }
 
+    /// A second server of `target` on `first`'s database (cluster tests). It does not own the
+    /// database: stop it before `first`, whose `stop` removes the database.
+    pub async fn start_sharing(
+        target: Target,
+        first: &TestServer,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = first
+            .database
+            .as_ref()
+            .expect("the first server owns its database")
+            .url
+            .clone();
+        let mut s = settings(dir.path(), &url);
+        tweak(&mut s);
+        let server = Server::start(target, s).await.expect("server starts");
+        assert!(
+            server.wait_ready(Duration::from_secs(20)).await,
+            "server not ready within 20 s"
+        );
+        TestServer {
+            server: Some(server),
+            dir,
+            client: reqwest::Client::new(),
+            database: None,
+        }
+    }
+
     pub fn url(&self, kind: ListenerKind, path: &str) -> String {
         let addr = self
             .server

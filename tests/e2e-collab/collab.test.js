@@ -283,3 +283,43 @@ for (const backend of ["sqlite", "postgres"]) {
     });
   });
 }
+
+// Two processes on one SQLite file and one Redis (FLUX_TEST_REDIS_URL): a provider on each converges.
+describe("two flux serve collab instances over Redis", () => {
+  const redisUrl = process.env.FLUX_TEST_REDIS_URL;
+  const skip = redisUrl ? false : "FLUX_TEST_REDIS_URL is not set (collaboration across instances needs Redis)";
+  if (skip) console.log(`skipping: ${skip}`);
+
+  test("providers on different instances converge both ways", { skip }, async () => {
+    const env = { REDIS_URL: redisUrl };
+    const first = await startCollab({ env });
+    const second = await startCollab({ databaseUrl: first.databaseUrl, env });
+    try {
+      const r = room("cluster");
+      const a = await provider(first, r);
+      const b = await provider(second, r);
+      a.doc.getText("t").insert(0, "from A ");
+      await waitFor(() => b.doc.getText("t").toString() === "from A ", { message: "A's edit on B" });
+      b.doc.getText("t").insert(b.doc.getText("t").length, "from B");
+      a.doc.getMap("m").set("a", 1);
+      b.doc.getMap("m").set("b", 2);
+      await waitFor(
+        () =>
+          a.doc.getText("t").toString() === "from A from B" &&
+          b.doc.getText("t").toString() === "from A from B" &&
+          sorted(a.doc.getMap("m")) === sorted(b.doc.getMap("m")) &&
+          a.doc.getMap("m").size === 2,
+        { message: "convergence across instances" },
+      );
+      // A provider joining the second instance later gets everything too.
+      const c = await provider(second, r);
+      await waitFor(() => c.doc.getText("t").toString() === "from A from B", { message: "late joiner on B" });
+      destroy(a, b, c);
+    } finally {
+      await second.stop();
+      await first.stop();
+      second.cleanup();
+      first.cleanup();
+    }
+  });
+});
