@@ -53,18 +53,37 @@ impl std::fmt::Debug for RedisLink {
 
 /// RESP3 is required for pub/sub on a multiplexed connection (PITFALLS: socketioxide-redis); add it
 /// when the operator's URL does not say, rather than failing on a detail of the wire protocol.
+///
+/// Works for `redis://` and `rediss://` alike, and keeps redis-rs's `#insecure` fragment (TLS
+/// without certificate check) after the query, where a URL parser looks for it.
 pub fn with_resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        return url.to_owned();
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let mut out = base.to_owned();
+    let query = base.split_once('?').map(|(_, q)| q);
+    let has_protocol = query.is_some_and(|q| q.split('&').any(|p| p.starts_with("protocol=")));
+    if !has_protocol {
+        // redis://host:port needs a path before the query for the URL parser to keep the port.
+        let has_path = base
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.contains('/'));
+        if query.is_none() && !has_path {
+            out.push('/');
+        }
+        match query {
+            None => out.push('?'),
+            Some("") => {}
+            Some(_) => out.push('&'),
+        }
+        out.push_str("protocol=resp3");
     }
-    let has_query = url.contains('?');
-    // redis://host:port needs a path before the query for the URL parser to keep the port.
-    let needs_slash = !has_query && url.matches('/').count() == 2;
-    format!(
-        "{url}{}{}protocol=resp3",
-        if needs_slash { "/" } else { "" },
-        if has_query { "&" } else { "?" }
-    )
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 impl RedisLink {
@@ -339,6 +358,57 @@ mod tests {
         assert_eq!(
             with_resp3("redis://h/?protocol=resp3"),
             "redis://h/?protocol=resp3"
+        );
+        assert_eq!(with_resp3("redis://h/?"), "redis://h/?protocol=resp3");
+    }
+
+    #[test]
+    fn tls_urls_keep_the_fragment_after_the_query() {
+        assert_eq!(
+            with_resp3("rediss://default:pw@db.example:25061"),
+            "rediss://default:pw@db.example:25061/?protocol=resp3"
+        );
+        assert_eq!(
+            with_resp3("rediss://h:25061/#insecure"),
+            "rediss://h:25061/?protocol=resp3#insecure"
+        );
+        assert_eq!(
+            with_resp3("rediss://h:25061#insecure"),
+            "rediss://h:25061/?protocol=resp3#insecure"
+        );
+        assert_eq!(
+            with_resp3("rediss://h:1/0?db=2#insecure"),
+            "rediss://h:1/0?db=2&protocol=resp3#insecure"
+        );
+        assert_eq!(
+            with_resp3("rediss://h:1/?protocol=resp3#insecure"),
+            "rediss://h:1/?protocol=resp3#insecure"
+        );
+    }
+
+    #[test]
+    fn redis_rs_reads_tls_and_insecure_from_the_result() {
+        use redis::{ConnectionAddr, IntoConnectionInfo};
+        let info = with_resp3("rediss://h:25061#insecure").into_connection_info();
+        let addr = info.map(|i| i.addr().clone()).map_err(|e| e.to_string());
+        assert!(
+            matches!(
+                &addr,
+                Ok(ConnectionAddr::TcpTls { host, port: 25061, insecure: true, .. }) if host == "h"
+            ),
+            "{addr:?}"
+        );
+        let info = with_resp3("rediss://h:25061").into_connection_info();
+        let addr = info.map(|i| i.addr().clone()).map_err(|e| e.to_string());
+        assert!(
+            matches!(
+                &addr,
+                Ok(ConnectionAddr::TcpTls {
+                    insecure: false,
+                    ..
+                })
+            ),
+            "{addr:?}"
         );
     }
 }

@@ -10,12 +10,13 @@
 //! HTTP workers start.
 
 use super::pool::sqlite_pragmas;
+use super::tls::PgConnector;
 use super::url::{self, Target};
 use super::DbError;
 use diesel::backend::Backend;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::{Connection, SqliteConnection};
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection};
+use diesel_async::AsyncMigrationHarness;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
@@ -102,7 +103,9 @@ async fn execute(url: &str, action: Action) -> Result<Outcome, DbError> {
             .await
         }
         Target::Postgres(pg_url) => {
-            let conn = tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(&pg_url))
+            let connector = PgConnector::new(&pg_url)
+                .map_err(|e| DbError::Config(format!("database URL {redacted}: {e}")))?;
+            let conn = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect())
                 .await
                 .map_err(|_| {
                     DbError::Unavailable(format!(

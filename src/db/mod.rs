@@ -65,6 +65,7 @@ mod pool;
 pub mod schema;
 #[doc(hidden)]
 pub mod testing;
+pub mod tls;
 pub mod types;
 pub mod url;
 

@@ -1,5 +1,6 @@
 //! Connection pools for both backends.
 
+use super::tls::PgConnector;
 use super::url::{self, Target};
 use super::{Backend, Conn, DbError};
 use deadpool::Runtime;
@@ -161,6 +162,15 @@ impl Db {
                 // server dropped (restart, failover, idle kill) is discarded and replaced instead
                 // of failing the caller's query. One round trip is cheap next to a failed request.
                 config.recycling_method = RecyclingMethod::Verified;
+                let connector = PgConnector::new(pg_url)
+                    .map_err(|e| DbError::Config(format!("database URL {redacted}: {e}")))?;
+                tracing::debug!(sslmode = %connector.mode(), "PostgreSQL TLS mode");
+                // The manager's URL is unused: every connection comes from the connector, which
+                // holds the parsed config and the TLS client built once for the pool.
+                config.custom_setup = Box::new(move |_url: &str| {
+                    let connector = connector.clone();
+                    Box::pin(async move { connector.connect().await })
+                });
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
                     pg_url.as_str(),
                     config,

@@ -16,7 +16,7 @@
 //! ```
 
 use super::{migrate, url, Backend, Db, DbError, DbOptions};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,8 +147,9 @@ fn remove_dir(dir: &std::path::Path) {
 }
 
 async fn admin_connection(admin_url: &str) -> Result<AsyncPgConnection, DbError> {
-    let connect = AsyncPgConnection::establish(admin_url);
-    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+    let connector = super::tls::PgConnector::new(admin_url)
+        .map_err(|e| DbError::Config(format!("{PG_ENV} {}: {e}", url::redact(admin_url))))?;
+    match tokio::time::timeout(Duration::from_secs(10), connector.connect()).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(DbError::Unavailable(format!(
             "cannot connect to {}: {e}",

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Target {
     /// A SQLite file (relative to the working directory unless absolute).
     Sqlite(PathBuf),
-    /// A PostgreSQL URL, passed to tokio-postgres unchanged.
+    /// A PostgreSQL URL (its TLS options are read by [`tls::PgConnector`](super::tls::PgConnector)).
     Postgres(String),
 }
 
