@@ -305,7 +305,7 @@ async fn presence_is_counted_across_instances() {
         );
         assert_eq!(
             online_ids(&mut watcher).await,
-            [w.id.clone()],
+            vec![w.id.clone()],
             "{backend:?}"
         );
         watcher.close().await;
@@ -374,7 +374,7 @@ async fn crashed_instance_sockets_expire_and_go_offline_once() {
                 "{backend:?}: announced twice"
             );
         }
-        assert_eq!(online_ids(&mut watch_b).await, [w.id.clone()]);
+        assert_eq!(online_ids(&mut watch_b).await, vec![w.id.clone()]);
         watch_a.close().await;
         watch_b.close().await;
         stop_pair(a, b).await;

@@ -358,10 +358,9 @@ async fn maintain(inner: Weak<Inner>) {
                 registered = Some(generation);
                 refreshed = Instant::now();
             }
-        } else if refreshed.elapsed() >= p.ttl / 3 {
-            if p.register(&live(), "refresh").await.is_some() {
-                refreshed = Instant::now();
-            }
+        } else if refreshed.elapsed() >= p.ttl / 3 && p.register(&live(), "refresh").await.is_some()
+        {
+            refreshed = Instant::now();
         }
         if swept.elapsed() >= SWEEP_EVERY {
             p.sweep().await;
