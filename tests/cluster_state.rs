@@ -35,18 +35,18 @@ async fn shared_redis(test: &str) -> Option<String> {
         eprintln!("skipping: {test}: FLUX_TEST_REDIS_URL is not set");
         return None;
     };
-    if !reachable(&url).await {
+    if !reachable(&url, Duration::from_secs(3)).await {
         eprintln!("skipping: {test}: Redis at {url} does not answer");
         return None;
     }
     Some(url)
 }
 
-async fn reachable(url: &str) -> bool {
+async fn reachable(url: &str, within: Duration) -> bool {
     let Ok(link) = RedisLink::connect(url, url.to_owned()) else {
         return false;
     };
-    link.wait_up(Duration::from_secs(3)).await
+    link.wait_up(within).await
 }
 
 /// A fresh key prefix, so this test's keys are its own.
@@ -448,7 +448,7 @@ async fn redis_outage_degrades_to_local_state_and_recovers() {
     let Some(mut redis) = PrivateRedis::start() else {
         return;
     };
-    if !reachable_within(&redis.url(), Duration::from_secs(5)).await {
+    if !reachable(&redis.url(), Duration::from_secs(5)).await {
         eprintln!("skipping: the private redis-server did not answer");
         return;
     }
@@ -532,11 +532,4 @@ async fn redis_outage_degrades_to_local_state_and_recovers() {
     watcher.close().await;
     watcher_b.close().await;
     stop_pair(a, b).await;
-}
-
-async fn reachable_within(url: &str, within: Duration) -> bool {
-    let Ok(link) = RedisLink::connect(url, url.to_owned()) else {
-        return false;
-    };
-    link.wait_up(within).await
 }

@@ -141,3 +141,47 @@ impl LimitStore for RedisLimitStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counters_and_locks_are_shared() {
+        let Some(url) = std::env::var("FLUX_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipping: FLUX_TEST_REDIS_URL is not set");
+            return;
+        };
+        let prefix = format!("flux-unit-{}:", uuid::Uuid::new_v4().simple());
+        let mut stores = Vec::new();
+        for _ in 0..2 {
+            let link = RedisLink::connect(&url, url.clone()).expect("link");
+            if !link.wait_up(Duration::from_secs(3)).await {
+                eprintln!("skipping: Redis at {url} does not answer");
+                return;
+            }
+            stores.push(RedisLimitStore::new(link, &prefix));
+        }
+        let (a, b) = (&stores[0], &stores[1]);
+        let w = Duration::from_secs(60);
+        assert_eq!(a.hit("k", w).await.count, 1);
+        let hit = b.hit("k", w).await;
+        assert_eq!(hit.count, 2);
+        assert!(hit.reset_in > Duration::from_secs(58) && hit.reset_in <= w);
+        b.reset("k").await;
+        assert_eq!(a.hit("k", w).await.count, 1, "reset on B clears A's view");
+
+        let short = Duration::from_millis(300);
+        assert_eq!(a.hit("short", short).await.count, 1);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(b.hit("short", short).await.count, 1, "a new window");
+
+        assert_eq!(b.locked_for("l").await, None);
+        a.lock("l", Duration::from_secs(5)).await;
+        let left = b.locked_for("l").await.expect("locked on B");
+        assert!(left > Duration::from_secs(4) && left <= Duration::from_secs(5));
+    }
+}

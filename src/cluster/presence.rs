@@ -45,7 +45,8 @@ const SWEEP_SLACK: Duration = Duration::from_secs(1);
 const SWEEP_BATCH: usize = 100;
 /// Users per refresh script call.
 const REFRESH_BATCH: usize = 200;
-/// How long keys outlive their last refresh, so an abandoned deployment leaves no garbage.
+/// How long keys (the users index too) outlive their last refresh, so an abandoned deployment or
+/// key prefix leaves no garbage.
 const KEEP_EXTRA: Duration = Duration::from_secs(60);
 
 /// The Lua prologue every script shares: Redis's clock in milliseconds.
@@ -103,6 +104,7 @@ while a <= #ARGV do
   local top = redis.call('ZRANGE', sockets, -1, -1, 'WITHSCORES')
   if top[2] then
     redis.call('ZADD', KEYS[1], top[2], user)
+    redis.call('PEXPIRE', KEYS[1], keep)
     redis.call('PEXPIRE', sockets, keep)
     redis.call('PEXPIRE', meta, keep)
   end
@@ -131,6 +133,7 @@ local epoch = redis.call('HINCRBY', KEYS[2], 'epoch', 1)
 redis.call('HSET', KEYS[2], 'seen', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return epoch
 "
 );
@@ -481,5 +484,69 @@ impl Presence for RedisPresence {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two instances' presence on the Redis of `FLUX_TEST_REDIS_URL`, under a fresh key prefix.
+    async fn instances() -> Option<(RedisPresence, RedisPresence)> {
+        let Some(url) = std::env::var("FLUX_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipping: FLUX_TEST_REDIS_URL is not set");
+            return None;
+        };
+        let settings = RedisSettings {
+            url: url.clone(),
+            key_prefix: format!("flux-unit-{}:", uuid::Uuid::new_v4().simple()),
+            presence_ttl_secs: 30,
+        };
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let link = RedisLink::connect(&url, url.clone()).ok()?;
+            if !link.wait_up(Duration::from_secs(3)).await {
+                eprintln!("skipping: Redis at {url} does not answer");
+                return None;
+            }
+            out.push(RedisPresence::new(link, &settings));
+        }
+        let b = out.pop()?;
+        Some((out.pop()?, b))
+    }
+
+    #[tokio::test]
+    async fn offline_only_after_the_last_socket_on_any_instance_and_once() {
+        let Some((a, b)) = instances().await else {
+            return;
+        };
+        assert!(a.connect("u", "s1", "u@x").await, "first anywhere");
+        assert!(!b.connect("u", "s2", "u@x").await, "known from A");
+        assert_eq!(a.disconnect("u", "s1").await, None, "B still has one");
+        let online = b.snapshot(&["u".into(), "nobody".into()]).await;
+        assert_eq!(online.len(), 1);
+        assert!(online[0].online);
+        assert_eq!(online[0].email, "u@x");
+
+        let epoch = b.disconnect("u", "s2").await.expect("last socket anywhere");
+        assert_ne!(epoch & SHARED_EPOCH, 0, "decided by Redis");
+        // A reconnect on the other instance within the grace cancels the pending offline.
+        assert!(!a.connect("u", "s3", "u@x").await);
+        assert!(!b.expire("u", epoch).await);
+        let epoch = a.disconnect("u", "s3").await.expect("last socket");
+        assert!(
+            !b.snapshot(&["u".into()]).await[0].online,
+            "within the grace"
+        );
+        assert!(a.expire("u", epoch).await);
+        assert!(!b.expire("u", epoch).await, "claimed exactly once");
+        assert!(a.snapshot(&["u".into()]).await.is_empty());
+        assert!(
+            a.connect("u", "s4", "u@x").await,
+            "new arrival after offline"
+        );
     }
 }
