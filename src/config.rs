@@ -168,6 +168,10 @@ pub struct SocketIoSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: String,
+    /// Prefix of every key flux writes (presence, rate-limit counters, locks).
+    pub key_prefix: String,
+    /// How long a socket counts as live in Redis without its instance refreshing it.
+    pub presence_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -356,6 +360,13 @@ impl Settings {
                 "redis.url (REDIS_URL)",
                 "redis://host:port or empty",
                 &redact_url(redis),
+            ));
+        }
+        if self.redis.presence_ttl_secs < 3 {
+            return Err(ConfigError::key(
+                "redis.presence_ttl_secs",
+                "at least 3",
+                &self.redis.presence_ttl_secs.to_string(),
             ));
         }
         if self.server.body_limit_bytes < 1024 {

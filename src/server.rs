@@ -66,20 +66,22 @@ impl Server {
 
         let cluster = Cluster::connect(&settings)?;
         let state = AppState {
-            cluster,
             tokens: TokenKeys::new(
                 &settings.auth.jwt_secret,
                 settings.auth.access_token_ttl_secs,
             ),
-            auth: Arc::new(crate::auth::AuthServices::new(&settings)),
+            auth: Arc::new(crate::auth::AuthServices::new(&settings, &cluster)),
             files: Arc::new(crate::accounts::files::FileServices::new(&settings)),
-            messaging: Arc::new(crate::messaging::MessagingServices::new(&settings)),
+            messaging: Arc::new(crate::messaging::MessagingServices::new(
+                &settings, &cluster,
+            )),
             monitor: Arc::new(crate::monitor::Metrics::new()),
             settings: settings.clone(),
             db,
             modules: Arc::new(Modules::for_target(target)),
             target,
             started: Instant::now(),
+            cluster,
         };
 
         // Listeners first, so /health/live answers while storage is being prepared.
@@ -163,6 +165,7 @@ impl Server {
         self.state.modules.set_all(ModuleState::Stopping);
         self.prepare.abort();
         self.sampler.abort();
+        self.state.messaging.presence.close();
         for l in &self.listeners {
             if let Some(io) = &l.io {
                 // actix waits for open websocket bodies until its timeout; closing them first keeps
@@ -218,9 +221,14 @@ async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoB
             app: state.clone(),
         })
         .build_svc();
+    let socket_state = SocketState {
+        tokens: state.tokens.clone(),
+        app: state.clone(),
+    };
     match kind {
         ListenerKind::Unified => {
             crate::messaging::socket::register(&io, &["/messaging"]).await;
+            crate::messaging::socket::announce_expired(&io, socket_state);
             crate::monitor::register(&io, &crate::monitor::NAMESPACES).await;
             crate::monitor::register_root(&io).await;
         }
@@ -233,6 +241,7 @@ async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoB
         }
         ListenerKind::Messaging => {
             crate::messaging::socket::register(&io, &["/", "/messaging"]).await;
+            crate::messaging::socket::announce_expired(&io, socket_state);
         }
         ListenerKind::Collab => {}
     }

@@ -20,7 +20,7 @@ use crate::web::rate_limit::{LimitStore, MemoryStore};
 /// Process-wide auth machinery, created once per server.
 pub struct AuthServices {
     pub passwords: password::Passwords,
-    /// Rate-limit counters and login locks (in process; Redis later).
+    /// Rate-limit counters and login locks: in Redis when the instance has it, else in process.
     pub limits: Arc<dyn LimitStore>,
     pub google: google::GoogleVerifier,
 }
@@ -35,13 +35,28 @@ impl std::fmt::Debug for AuthServices {
 }
 
 impl AuthServices {
-    pub fn new(settings: &crate::config::Settings) -> Self {
+    pub fn new(settings: &crate::config::Settings, cluster: &crate::cluster::Cluster) -> Self {
         AuthServices {
             passwords: password::Passwords::new(&settings.auth),
-            limits: Arc::new(MemoryStore::new()),
+            limits: limit_store(settings, cluster),
             google: google::GoogleVerifier::new(&settings.auth.google_jwks_url),
         }
     }
+}
+
+fn limit_store(
+    settings: &crate::config::Settings,
+    cluster: &crate::cluster::Cluster,
+) -> Arc<dyn LimitStore> {
+    #[cfg(feature = "redis")]
+    if let Some(link) = cluster.link() {
+        return Arc::new(crate::cluster::limits::RedisLimitStore::new(
+            link.clone(),
+            &settings.redis.key_prefix,
+        ));
+    }
+    let _ = (settings, cluster);
+    Arc::new(MemoryStore::new())
 }
 
 /// REST routes of `/api/auth/*` and `/api/csrf-token`.

@@ -3,7 +3,11 @@
 //! Without it, or while Redis is unreachable, each instance works alone with in-process state.
 
 #[cfg(feature = "redis")]
+pub mod limits;
+#[cfg(feature = "redis")]
 pub mod link;
+#[cfg(feature = "redis")]
+pub mod presence;
 #[cfg(feature = "redis")]
 pub mod socketio;
 

@@ -32,15 +32,31 @@ impl std::fmt::Debug for MessagingServices {
 }
 
 impl MessagingServices {
-    pub fn new(settings: &crate::config::Settings) -> Self {
+    /// Must be called inside the tokio runtime (a shared presence starts its maintenance task).
+    pub fn new(settings: &crate::config::Settings, cluster: &crate::cluster::Cluster) -> Self {
         MessagingServices {
-            presence: Arc::new(LocalPresence::default()),
+            presence: presence_store(settings, cluster),
             limiter: Arc::new(TokenBuckets::new(
                 settings.socketio.event_rate_per_sec,
                 settings.socketio.event_burst,
             )),
         }
     }
+}
+
+fn presence_store(
+    settings: &crate::config::Settings,
+    cluster: &crate::cluster::Cluster,
+) -> Arc<dyn Presence> {
+    #[cfg(feature = "redis")]
+    if let Some(link) = cluster.link() {
+        return Arc::new(crate::cluster::presence::RedisPresence::new(
+            link.clone(),
+            &settings.redis,
+        ));
+    }
+    let _ = (settings, cluster);
+    Arc::new(LocalPresence::default())
 }
 
 /// REST routes of the messaging service.

@@ -6,7 +6,7 @@
 //! (CONTRACT §11.4: 5 s), so a page reload never flickers `offline`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -26,6 +26,19 @@ pub struct PresenceEntry {
     pub last_seen: Timestamp,
 }
 
+/// Announces a user offline when the store itself finds them gone (a crashed instance's sockets
+/// expired), rather than through a disconnect on this instance.
+pub type OfflineHook = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A user with live sockets on this instance.
+#[derive(Debug, Clone)]
+pub struct LiveUser {
+    pub user_id: String,
+    pub email: String,
+    pub last_socket: String,
+    pub sockets: Vec<String>,
+}
+
 /// Presence store. Async so a networked store fits; the in-process one never waits.
 pub trait Presence: Send + Sync + 'static {
     /// A socket of `user` connected. True when the user was not online before (announce it).
@@ -37,6 +50,11 @@ pub trait Presence: Send + Sync + 'static {
     fn expire<'a>(&'a self, user: &'a str, epoch: u64) -> BoxFuture<'a, bool>;
     /// The entries of those of `users` that are known (online or within the grace).
     fn snapshot<'a>(&'a self, users: &'a [String]) -> BoxFuture<'a, Vec<PresenceEntry>>;
+    /// Where to announce users the store finds offline by itself. The in-process store never does
+    /// (every offline follows a disconnect here).
+    fn set_offline_hook(&self, _hook: OfflineHook) {}
+    /// Stops background work (the server is shutting down).
+    fn close(&self) {}
 }
 
 struct Entry {
@@ -58,6 +76,35 @@ impl LocalPresence {
         // A poisoned lock only means another handler panicked mid-update; the map stays usable.
         let mut guard = self.users.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
+    }
+}
+
+impl LocalPresence {
+    /// The users with live sockets (re-registered with a shared store after it lost them).
+    pub fn live_users(&self) -> Vec<LiveUser> {
+        self.with(|m| {
+            m.iter()
+                .filter(|(_, e)| !e.sockets.is_empty())
+                .map(|(u, e)| LiveUser {
+                    user_id: u.clone(),
+                    email: e.email.clone(),
+                    last_socket: e.last_socket.clone(),
+                    sockets: e.sockets.iter().cloned().collect(),
+                })
+                .collect()
+        })
+    }
+
+    /// Drops `user` if they have no socket here; true when they had none (offline as far as this
+    /// instance can tell).
+    pub fn forget_idle(&self, user: &str) -> bool {
+        self.with(|m| match m.get(user) {
+            Some(e) if !e.sockets.is_empty() => false,
+            _ => {
+                m.remove(user);
+                true
+            }
+        })
     }
 }
 

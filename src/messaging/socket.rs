@@ -619,6 +619,17 @@ async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), 
     Ok(())
 }
 
+/// Lets the presence store announce users it finds offline by itself (a crashed instance's sockets
+/// expired) the same way a last disconnect does.
+pub fn announce_expired(io: &Io, state: SocketState) {
+    let io = io.clone();
+    let presence = state.app.messaging.presence.clone();
+    presence.set_offline_hook(std::sync::Arc::new(move |user: String| {
+        let (io, state) = (io.clone(), state.clone());
+        Box::pin(async move { announce(&state, &io, &user, "offline").await })
+    }));
+}
+
 /// Register the authenticated messaging handlers on each given namespace path.
 pub async fn register(io: &Io, namespaces: &[&'static str]) {
     for ns in namespaces {

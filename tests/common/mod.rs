@@ -175,4 +175,36 @@ impl TestServer {
             database: Some(database),
         }
     }
+
+    /// Two instances of `target` sharing ONE database, as behind a load balancer. Stop the second
+    /// before the first: the first owns the database.
+    pub async fn start_pair_with(
+        target: Target,
+        backend: Backend,
+        tweak: impl Fn(&mut Settings),
+    ) -> (TestServer, TestServer) {
+        let first = Self::start_with(target, backend, &tweak).await;
+        let url = first
+            .database
+            .as_ref()
+            .map(|d| d.url.clone())
+            .expect("the first server owns its database");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = settings(dir.path(), &url);
+        tweak(&mut s);
+        let server = Server::start(target, s)
+            .await
+            .expect("second server starts");
+        assert!(
+            server.wait_ready(Duration::from_secs(20)).await,
+            "second server not ready within 20 s"
+        );
+        let second = TestServer {
+            server: Some(server),
+            dir,
+            client: reqwest::Client::new(),
+            database: None,
+        };
+        (first, second)
+    }
 }
