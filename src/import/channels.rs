@@ -3,14 +3,12 @@
 //! creator's participant row holds the read pointer, and is what keeps a channel whose team is gone
 //! reachable by its creator.
 
-use std::collections::HashSet;
-
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{id_problem, record, LegacyId};
+use super::source::{admit, Admitted, LegacyId};
 use super::{non_blank, required_ts, user_ref, write_failed, ImportError, Known, Tally};
 use crate::db::schema::{conversation_participants as cp, conversations};
 use crate::db::Conn;
@@ -33,29 +31,15 @@ pub(super) async fn import(
     records: Vec<Value>,
     tally: &mut Tally,
 ) -> Result<(), ImportError> {
-    let mut seen = HashSet::new();
-    for (i, value) in records.into_iter().enumerate() {
-        let ch: LegacyChannel = match record(value) {
-            Ok(ch) => ch,
-            Err(e) => {
-                tally.reject(format!("record #{}: {e}", i + 1));
-                continue;
-            }
-        };
-        let id = ch.id.0;
-        let label = format!("channel {id:?}");
-        if let Some(problem) = id_problem(&id) {
-            tally.reject(format!("record #{}: {problem}", i + 1));
-            continue;
-        }
-        if !seen.insert(id.clone()) {
-            tally.reject(format!("{label}: duplicate id (the first record wins)"));
-            continue;
-        }
-        if known.conversations.contains(&id) {
-            tally.existing += 1;
-            continue;
-        }
+    for admitted in
+        admit::<LegacyChannel>(records, "channel", |r| &r.id, &known.conversations, tally)
+    {
+        let Admitted {
+            id,
+            label,
+            record: ch,
+            ..
+        } = admitted;
         let group_id = match ch.team_id.map(|t| t.0).filter(|t| !t.is_empty()) {
             Some(team) if known.groups.contains(&team) => Some(team),
             Some(team) => {

@@ -2,13 +2,11 @@
 //! uploads folder, and are served once copied into flux's upload store under the same name
 //! (`filename` is both `stored_name` and `storage_key`, as uploads record them).
 
-use std::collections::HashSet;
-
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{id_problem, record, LegacyId};
+use super::source::{admit, Admitted, LegacyId};
 use super::{non_blank, optional_ts, required_ts, write_failed, ImportError, Known, Tally};
 use crate::accounts::files::storage::is_stored_name;
 use crate::accounts::files::store::FileRow;
@@ -38,30 +36,14 @@ pub(super) async fn import(
     records: Vec<Value>,
     tally: &mut Tally,
 ) -> Result<(), ImportError> {
-    let mut seen = HashSet::new();
     let mut unservable = 0usize;
-    for (i, value) in records.into_iter().enumerate() {
-        let f: LegacyFile = match record(value) {
-            Ok(f) => f,
-            Err(e) => {
-                tally.reject(format!("record #{}: {e}", i + 1));
-                continue;
-            }
-        };
-        let id = f.id.0;
-        let label = format!("file {id:?}");
-        if let Some(problem) = id_problem(&id) {
-            tally.reject(format!("record #{}: {problem}", i + 1));
-            continue;
-        }
-        if !seen.insert(id.clone()) {
-            tally.reject(format!("{label}: duplicate id (the first record wins)"));
-            continue;
-        }
-        if known.files.contains(&id) {
-            tally.existing += 1;
-            continue;
-        }
+    for admitted in admit::<LegacyFile>(records, "file", |r| &r.id, &known.files, tally) {
+        let Admitted {
+            id,
+            label,
+            record: f,
+            ..
+        } = admitted;
         let Some(owner_id) = f
             .uploaded_by
             .map(|u| u.0)

@@ -4,14 +4,14 @@
 //! timestamp order (file order breaks ties), and `last_seq` moves to the last one, as
 //! `store::insert_message` does one message at a time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{id_problem, record, LegacyId};
+use super::source::{admit, Admitted, LegacyId};
 use super::{required_ts, write_failed, ImportError, Known, Tally};
 use crate::db::schema::{conversation_participants as cp, conversations, messages};
 use crate::db::{Conn, Json, Timestamp};
@@ -240,30 +240,14 @@ pub(super) async fn import(
 
 /// Reads and checks every record; those that cannot be stored are counted and reported here.
 fn check(records: Vec<Value>, known: &Known, tally: &mut Tally) -> Vec<Pending> {
-    let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for (index, value) in records.into_iter().enumerate() {
-        let m: LegacyMessage = match record(value) {
-            Ok(m) => m,
-            Err(e) => {
-                tally.reject(format!("record #{}: {e}", index + 1));
-                continue;
-            }
-        };
-        let id = m.id.0;
-        let label = format!("message {id:?}");
-        if let Some(problem) = id_problem(&id) {
-            tally.reject(format!("record #{}: {problem}", index + 1));
-            continue;
-        }
-        if !seen.insert(id.clone()) {
-            tally.reject(format!("{label}: duplicate id (the first record wins)"));
-            continue;
-        }
-        if known.messages.contains(&id) {
-            tally.existing += 1;
-            continue;
-        }
+    for admitted in admit::<LegacyMessage>(records, "message", |r| &r.id, &known.messages, tally) {
+        let Admitted {
+            index,
+            id,
+            label,
+            record: m,
+        } = admitted;
         let content = m.content.unwrap_or_default();
         if content.chars().count() > MAX_CONTENT_CHARS {
             tally.reject(format!(

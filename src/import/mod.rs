@@ -80,7 +80,7 @@ impl Tally {
         self.anomalies.push(text.into());
     }
 
-    fn reject(&mut self, text: impl fmt::Display) {
+    pub(super) fn reject(&mut self, text: impl fmt::Display) {
         self.rejected += 1;
         self.anomalies.push(format!("{text}; not imported"));
     }

@@ -1,14 +1,12 @@
 //! `projects.json` → `projects` + `project_members`; `channelMetadata.channelId` → `channel_id`
 //! when that conversation exists (CONTRACT §15.3).
 
-use std::collections::HashSet;
-
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{id_problem, record, LegacyId};
+use super::source::{admit, Admitted, LegacyId};
 use super::{
     members, non_blank, one_of, optional_ts, required_ts, user_ref, write_failed, ImportError,
     Known, Tally,
@@ -46,29 +44,13 @@ pub(super) async fn import(
     records: Vec<Value>,
     tally: &mut Tally,
 ) -> Result<(), ImportError> {
-    let mut seen = HashSet::new();
-    for (i, value) in records.into_iter().enumerate() {
-        let p: LegacyProject = match record(value) {
-            Ok(p) => p,
-            Err(e) => {
-                tally.reject(format!("record #{}: {e}", i + 1));
-                continue;
-            }
-        };
-        let id = p.id.0;
-        let label = format!("project {id:?}");
-        if let Some(problem) = id_problem(&id) {
-            tally.reject(format!("record #{}: {problem}", i + 1));
-            continue;
-        }
-        if !seen.insert(id.clone()) {
-            tally.reject(format!("{label}: duplicate id (the first record wins)"));
-            continue;
-        }
-        if known.projects.contains(&id) {
-            tally.existing += 1;
-            continue;
-        }
+    for admitted in admit::<LegacyProject>(records, "project", |r| &r.id, &known.projects, tally) {
+        let Admitted {
+            id,
+            label,
+            record: p,
+            ..
+        } = admitted;
         let Some(name) = non_blank(p.name) else {
             tally.reject(format!("{label}: no name"));
             continue;

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::ImportError;
+use super::{ImportError, Tally};
 use crate::db::Timestamp;
 
 /// The legacy files, in the order they are imported (references point backwards in this order).
@@ -115,6 +115,59 @@ fn read_file(dir: &Path, name: &'static str) -> Result<Records, ImportError> {
 }
 
 /// A record of type `T`, or why it is not one.
+/// One record of a file that passed the checks every entity shares.
+pub struct Admitted<T> {
+    /// Its position in the file (0-based).
+    pub index: usize,
+    pub id: String,
+    /// How anomalies name it, e.g. `user "17"`.
+    pub label: String,
+    pub record: T,
+}
+
+/// The records of one file that read as `T`, have a usable id not repeated in the file, and are not
+/// in flux already (`existing`); the others are tallied as rejected or already present.
+pub fn admit<T: DeserializeOwned>(
+    records: Vec<Value>,
+    kind: &str,
+    id_of: impl Fn(&T) -> &LegacyId,
+    existing: &std::collections::HashSet<String>,
+    tally: &mut Tally,
+) -> Vec<Admitted<T>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(records.len());
+    for (index, value) in records.into_iter().enumerate() {
+        let record: T = match self::record(value) {
+            Ok(r) => r,
+            Err(e) => {
+                tally.reject(format!("record #{}: {e}", index + 1));
+                continue;
+            }
+        };
+        let id = id_of(&record).0.clone();
+        if let Some(problem) = id_problem(&id) {
+            tally.reject(format!("record #{}: {problem}", index + 1));
+            continue;
+        }
+        let label = format!("{kind} {id:?}");
+        if !seen.insert(id.clone()) {
+            tally.reject(format!("{label}: duplicate id (the first record wins)"));
+            continue;
+        }
+        if existing.contains(&id) {
+            tally.existing += 1;
+            continue;
+        }
+        out.push(Admitted {
+            index,
+            id,
+            label,
+            record,
+        });
+    }
+    out
+}
+
 pub fn record<T: DeserializeOwned>(value: Value) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("unreadable record: {e}"))
 }

@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{id_problem, record, LegacyId};
+use super::source::{admit, id_problem, record, Admitted, LegacyId};
 use super::{
     members, non_blank, one_of, optional_ts, required_ts, user_ref, write_failed, ImportError,
     Known, Tally,
@@ -51,29 +51,13 @@ pub(super) async fn import(
     records: Vec<Value>,
     tally: &mut Tally,
 ) -> Result<(), ImportError> {
-    let mut seen = HashSet::new();
-    for (i, value) in records.into_iter().enumerate() {
-        let t: LegacyTeam = match record(value) {
-            Ok(t) => t,
-            Err(e) => {
-                tally.reject(format!("record #{}: {e}", i + 1));
-                continue;
-            }
-        };
-        let id = t.id.0;
-        let label = format!("team {id:?}");
-        if let Some(problem) = id_problem(&id) {
-            tally.reject(format!("record #{}: {problem}", i + 1));
-            continue;
-        }
-        if !seen.insert(id.clone()) {
-            tally.reject(format!("{label}: duplicate id (the first record wins)"));
-            continue;
-        }
-        if known.groups.contains(&id) {
-            tally.existing += 1;
-            continue;
-        }
+    for admitted in admit::<LegacyTeam>(records, "team", |r| &r.id, &known.groups, tally) {
+        let Admitted {
+            id,
+            label,
+            record: t,
+            ..
+        } = admitted;
         let Some(name) = non_blank(t.name) else {
             tally.reject(format!("{label}: no name"));
             continue;

@@ -1,13 +1,11 @@
 //! `users.json` → `users` (CONTRACT §15.3): legacy bcrypt hashes keep scheme `escaped_v1`, which
 //! login verifies against the escaped password and rehashes to argon2id on first success.
 
-use std::collections::HashSet;
-
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::source::{id_problem, record, LegacyId};
+use super::source::{admit, Admitted, LegacyId};
 use super::{non_blank, one_of, optional_ts, required_ts, write_failed, ImportError, Known, Tally};
 use crate::auth::model::{is_email, normalize_email, NewUser};
 use crate::auth::password::SCHEME_LEGACY;
@@ -36,29 +34,13 @@ pub(super) async fn import(
     records: Vec<Value>,
     tally: &mut Tally,
 ) -> Result<(), ImportError> {
-    let mut seen = HashSet::new();
-    for (i, value) in records.into_iter().enumerate() {
-        let u: LegacyUser = match record(value) {
-            Ok(u) => u,
-            Err(e) => {
-                tally.reject(format!("record #{}: {e}", i + 1));
-                continue;
-            }
-        };
-        let id = u.id.0;
-        let label = format!("user {id:?}");
-        if let Some(problem) = id_problem(&id) {
-            tally.reject(format!("record #{}: {problem}", i + 1));
-            continue;
-        }
-        if !seen.insert(id.clone()) {
-            tally.reject(format!("{label}: duplicate id (the first record wins)"));
-            continue;
-        }
-        if known.users.contains(&id) {
-            tally.existing += 1;
-            continue;
-        }
+    for admitted in admit::<LegacyUser>(records, "user", |r| &r.id, &known.users, tally) {
+        let Admitted {
+            id,
+            label,
+            record: u,
+            ..
+        } = admitted;
         let email = normalize_email(u.email.as_deref().unwrap_or_default());
         if email.is_empty() {
             tally.reject(format!("{label}: no e-mail"));
