@@ -74,7 +74,6 @@ impl TestServer {
         backend: Backend,
         tweak: impl FnOnce(&mut Settings),
     ) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
         let database = match backend {
             Backend::Sqlite => TestDatabase::sqlite(),
             Backend::Postgres => TestDatabase::postgres()
@@ -82,19 +81,7 @@ impl TestServer {
                 .expect("create a PostgreSQL test database")
                 .expect("FLUX_TEST_DATABASE_URL is set"),
         };
-        let mut s = settings(dir.path(), &database.url);
-        tweak(&mut s);
-        let server = Server::start(target, s).await.expect("server starts");
-        assert!(
-            server.wait_ready(Duration::from_secs(20)).await,
-            "server not ready within 20 s"
-        );
-        TestServer {
-            server: Some(server),
-            dir,
-            client: reqwest::Client::new(),
-            database: Some(database),
-        }
+        Self::launch(target, &database.url.clone(), Some(database), tweak).await
     }
 
     /// A second server of `target` on `first`'s database (cluster tests). It does not own the
@@ -104,14 +91,24 @@ impl TestServer {
         first: &TestServer,
         tweak: impl FnOnce(&mut Settings),
     ) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
         let url = first
             .database
             .as_ref()
             .expect("the first server owns its database")
             .url
             .clone();
-        let mut s = settings(dir.path(), &url);
+        Self::launch(target, &url, None, tweak).await
+    }
+
+    /// Starts a server on `url` and waits until it is ready; `owned` is dropped with it in `stop`.
+    async fn launch(
+        target: Target,
+        url: &str,
+        owned: Option<TestDatabase>,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = settings(dir.path(), url);
         tweak(&mut s);
         let server = Server::start(target, s).await.expect("server starts");
         assert!(
@@ -122,7 +119,7 @@ impl TestServer {
             server: Some(server),
             dir,
             client: reqwest::Client::new(),
-            database: None,
+            database: owned,
         }
     }
 
@@ -161,19 +158,7 @@ impl TestServer {
     /// Starts `target` on a database the test already prepared (e.g. filled through the CLI). The
     /// server takes the database over and removes it in [`stop`](Self::stop).
     pub async fn start_on(target: Target, database: TestDatabase) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = settings(dir.path(), &database.url);
-        let server = Server::start(target, s).await.expect("server starts");
-        assert!(
-            server.wait_ready(Duration::from_secs(20)).await,
-            "server not ready within 20 s"
-        );
-        TestServer {
-            server: Some(server),
-            dir,
-            client: reqwest::Client::new(),
-            database: Some(database),
-        }
+        Self::launch(target, &database.url.clone(), Some(database), |_| {}).await
     }
 
     /// Two instances of `target` sharing ONE database, as behind a load balancer. Stop the second
@@ -184,27 +169,7 @@ impl TestServer {
         tweak: impl Fn(&mut Settings),
     ) -> (TestServer, TestServer) {
         let first = Self::start_with(target, backend, &tweak).await;
-        let url = first
-            .database
-            .as_ref()
-            .map(|d| d.url.clone())
-            .expect("the first server owns its database");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = settings(dir.path(), &url);
-        tweak(&mut s);
-        let server = Server::start(target, s)
-            .await
-            .expect("second server starts");
-        assert!(
-            server.wait_ready(Duration::from_secs(20)).await,
-            "second server not ready within 20 s"
-        );
-        let second = TestServer {
-            server: Some(server),
-            dir,
-            client: reqwest::Client::new(),
-            database: None,
-        };
+        let second = Self::start_sharing(target, &first, &tweak).await;
         (first, second)
     }
 }
