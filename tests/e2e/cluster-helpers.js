@@ -10,6 +10,10 @@ import path from "node:path";
 
 import { FLUX_BIN, freePort, httpRequest, mintAccessToken, sleep, waitFor, withTimeout } from "./helpers.js";
 
+// Shared state (rate-limit windows, presence) lives under this prefix, so runs on a shared Redis never
+// see each other's counters (a 15-minute auth window outlives a test run).
+const KEY_PREFIX = `flux-e2e-${process.pid}-${Date.now()}:`;
+
 const ts = () => new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
 
@@ -122,6 +126,7 @@ export async function startInstance({ target = "unified", db, redisUrl, secret, 
       FLUX__SERVER__HOST: "127.0.0.1",
       // No proxy in front: the client address is the peer address.
       FLUX__SERVER__TRUSTED_PROXIES: "0",
+      FLUX__REDIS__KEY_PREFIX: KEY_PREFIX,
       RUST_LOG: "warn",
       ...env,
     },
