@@ -105,8 +105,9 @@ export function migrate(db, secret) {
 }
 
 /**
- * Start one `flux serve <target>` of a cluster. `db` from sharedDatabase(), `redisUrl` shared.
- * `ready` (default true) waits for /health/ready == 200.
+ * Start one `flux serve <target>` and wait for /health/ready == 200 (unless `ready` is false).
+ * In a cluster, pass the shared `db` (from sharedDatabase()) and `redisUrl`; without `db` the server
+ * gets a SQLite file of its own in its data dir (`<dataDir>/flux.db`).
  */
 export async function startInstance({ target = "unified", db, redisUrl, secret, env = {}, ready = true }) {
   const port = await freePort();
@@ -120,13 +121,17 @@ export async function startInstance({ target = "unified", db, redisUrl, secret, 
       HOME: process.env.HOME,
       ...portEnv,
       JWT_SECRET: secret,
-      DATABASE_URL: db.url,
-      REDIS_URL: redisUrl,
+      DATABASE_URL: db ? db.url : `sqlite://${dataDir}/flux.db`,
       FLUX__DATA_DIR: dataDir,
       FLUX__SERVER__HOST: "127.0.0.1",
-      // No proxy in front: the client address is the peer address.
-      FLUX__SERVER__TRUSTED_PROXIES: "0",
-      FLUX__REDIS__KEY_PREFIX: KEY_PREFIX,
+      ...(redisUrl
+        ? {
+            REDIS_URL: redisUrl,
+            // No proxy in front: the client address is the peer address.
+            FLUX__SERVER__TRUSTED_PROXIES: "0",
+            FLUX__REDIS__KEY_PREFIX: KEY_PREFIX,
+          }
+        : {}),
       RUST_LOG: "warn",
       ...env,
     },

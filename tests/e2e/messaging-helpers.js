@@ -1,14 +1,13 @@
 // Helpers for the messaging end-to-end tests: seed users and teams straight into the server's SQLite
 // file (the accounts routes are another module), open authenticated sockets, collect events.
 
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 
 import { io } from "socket.io-client";
 
-import { FLUX_BIN, freePort, httpRequest, mintAccessToken, sleep, waitFor, withTimeout } from "./helpers.js";
+import { startInstance } from "./cluster-helpers.js";
+import { httpRequest, mintAccessToken, sleep, waitFor, withTimeout } from "./helpers.js";
 
 export const STEP = 5000;
 
@@ -136,51 +135,7 @@ export async function silent(c, name, ms = 400, pred = () => true) {
  * Start `flux serve <target>` (unified or messaging) in a fresh data dir; ready when /health/ready is
  * 200. Returns `{url, dataDir, secret, logs(), stop()}`.
  */
-export async function startTarget(target, env = {}) {
-  const port = await freePort();
-  const dataDir = mkdtempSync(path.join(tmpdir(), "flux-msg-e2e-"));
+export function startTarget(target, env = {}) {
   const secret = `msg-e2e-secret-${"y".repeat(24)}-${process.pid}`;
-  const output = [];
-  const portEnv = target === "messaging" ? { MESSAGING_PORT: String(port) } : { PORT: String(port) };
-  const proc = spawn(FLUX_BIN, ["serve", target], {
-    cwd: dataDir,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      ...portEnv,
-      JWT_SECRET: secret,
-      DATABASE_URL: `sqlite://${dataDir}/flux.db`,
-      FLUX__DATA_DIR: dataDir,
-      FLUX__SERVER__HOST: "127.0.0.1",
-      RUST_LOG: "warn",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  proc.stdout.on("data", (d) => output.push(d.toString()));
-  proc.stderr.on("data", (d) => output.push(d.toString()));
-  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
-  const url = `http://127.0.0.1:${port}`;
-  const logs = () => output.join("");
-  try {
-    await waitFor(async () => (await httpRequest(`${url}/health/ready`, { timeout: 2000 })).status === 200, {
-      timeout: 20_000,
-      interval: 100,
-      message: () => `${url}/health/ready (server output: ${logs()})`,
-    });
-  } catch (e) {
-    proc.kill("SIGKILL");
-    rmSync(dataDir, { recursive: true, force: true });
-    throw e;
-  }
-  async function stop() {
-    proc.kill("SIGTERM");
-    const info = await withTimeout(exited, 10_000, "flux to exit").catch((e) => {
-      proc.kill("SIGKILL");
-      throw e;
-    });
-    rmSync(dataDir, { recursive: true, force: true });
-    return info;
-  }
-  return { url, port, dataDir, secret, proc, logs, stop };
+  return startInstance({ target, secret, env });
 }
