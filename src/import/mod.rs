@@ -268,6 +268,24 @@ pub async fn run(
     }
 }
 
+/// A required name of at most `max` characters (teams, projects); otherwise the record is rejected.
+fn required_name(
+    name: Option<String>,
+    max: usize,
+    label: &str,
+    tally: &mut Tally,
+) -> Option<String> {
+    let Some(name) = non_blank(name) else {
+        tally.reject(format!("{label}: no name"));
+        return None;
+    };
+    if name.chars().count() > max {
+        tally.reject(format!("{label}: name longer than {max} characters"));
+        return None;
+    }
+    Some(name)
+}
+
 /// Ids already stored, plus those imported so far in this run: what references may point at.
 #[derive(Debug, Default)]
 struct Known {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::source::{admit, Admitted, LegacyId};
 use super::{
-    members, non_blank, one_of, optional_ts, required_ts, user_ref, write_failed, ImportError,
+    members, one_of, optional_ts, required_name, required_ts, user_ref, write_failed, ImportError,
     Known, Tally,
 };
 use crate::accounts::projects::{MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, PRIORITIES, STATUSES};
@@ -51,16 +51,9 @@ pub(super) async fn import(
             record: p,
             ..
         } = admitted;
-        let Some(name) = non_blank(p.name) else {
-            tally.reject(format!("{label}: no name"));
+        let Some(name) = required_name(p.name, MAX_NAME_CHARS, &label, tally) else {
             continue;
         };
-        if name.chars().count() > MAX_NAME_CHARS {
-            tally.reject(format!(
-                "{label}: name longer than {MAX_NAME_CHARS} characters"
-            ));
-            continue;
-        }
         let description = p.description.map(|d| {
             if d.chars().count() > MAX_DESCRIPTION_CHARS {
                 tally.anomaly(format!(

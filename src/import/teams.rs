@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::source::{admit, id_problem, record, Admitted, LegacyId};
 use super::{
-    members, non_blank, one_of, optional_ts, required_ts, user_ref, write_failed, ImportError,
+    members, one_of, optional_ts, required_name, required_ts, user_ref, write_failed, ImportError,
     Known, Tally,
 };
 use crate::accounts::teams::model::{KIND_TEAM, MAX_NAME_CHARS, ROLE_OWNER};
@@ -58,16 +58,9 @@ pub(super) async fn import(
             record: t,
             ..
         } = admitted;
-        let Some(name) = non_blank(t.name) else {
-            tally.reject(format!("{label}: no name"));
+        let Some(name) = required_name(t.name, MAX_NAME_CHARS, &label, tally) else {
             continue;
         };
-        if name.chars().count() > MAX_NAME_CHARS {
-            tally.reject(format!(
-                "{label}: name longer than {MAX_NAME_CHARS} characters"
-            ));
-            continue;
-        }
         let created_by = user_ref(t.created_by, "createdBy", &label, known, tally);
         let created_at = required_ts(t.created_at.as_ref(), "createdAt", &label, tally);
         let updated_at =
