@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, PushInfo, PushKind, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// A message received on a subscribed channel: (channel, payload).
 pub type ChannelMessage = (String, Vec<u8>);
@@ -37,6 +37,8 @@ struct Inner {
     up: AtomicBool,
     /// Bumped on every down → up transition, so stores can tell that Redis may have lost their keys.
     generation: AtomicU64,
+    /// The same count, for tasks that wait for a recovery instead of polling for it.
+    recoveries: watch::Sender<u64>,
     changed: Notify,
     instance_id: String,
     redacted_url: String,
@@ -113,6 +115,7 @@ impl RedisLink {
             handlers: RwLock::default(),
             up: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            recoveries: watch::Sender::new(0),
             changed: Notify::new(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
             redacted_url,
@@ -130,6 +133,11 @@ impl RedisLink {
     /// Counts the recoveries from an outage (0 until the first connection).
     pub fn generation(&self) -> u64 {
         self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Wakes on every (re)connection to Redis; the value is [`generation`](Self::generation).
+    pub fn recoveries(&self) -> watch::Receiver<u64> {
+        self.inner.recoveries.subscribe()
     }
 
     /// This process's id in shared keys and messages (random per start).
@@ -312,7 +320,8 @@ async fn watch(inner: std::sync::Weak<Inner>) {
                 };
                 match subscribed {
                     Ok(()) => {
-                        link.generation.fetch_add(1, Ordering::AcqRel);
+                        let generation = link.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                        link.recoveries.send_replace(generation);
                         link.up.store(true, Ordering::Release);
                         link.changed.notify_waiters();
                         if first {

@@ -44,7 +44,6 @@ const INBOUND_QUEUE: usize = 4096;
 /// so its first peer's sync already contains their unsaved edits. Later replies still apply.
 const INITIAL_SYNC_WAIT: Duration = Duration::from_secs(1);
 /// How often an idle relay checks whether Redis came back (the link has no event for it).
-const GENERATION_POLL: Duration = Duration::from_millis(200);
 /// Deltas merged into one PUBLISH at most when the queue has a backlog.
 const MERGE_MAX: usize = 256;
 
@@ -188,7 +187,7 @@ impl Cluster {
             room: Arc::downgrade(room),
         });
         let receiver = tokio::spawn(receive(ctx.clone(), inbound, replies_tx));
-        let sender = tokio::spawn(send(ctx.clone(), outbound, lost, self.link.generation()));
+        let sender = tokio::spawn(send(ctx.clone(), outbound, lost, self.link.recoveries()));
         rooms.insert(
             room.name.clone(),
             Joined {
@@ -334,10 +333,8 @@ async fn send(
     ctx: Arc<Ctx>,
     mut outbound: mpsc::Receiver<Relayed>,
     lost: Arc<Notify>,
-    mut generation: u64,
+    mut recoveries: tokio::sync::watch::Receiver<u64>,
 ) {
-    let mut poll = tokio::time::interval(GENERATION_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut held: Option<Relayed> = None;
     loop {
         let next = match held.take() {
@@ -348,13 +345,8 @@ async fn send(
                     None => return,
                 },
                 () = lost.notified() => None,
-                _ = poll.tick() => {
-                    if ctx.link.generation() == generation {
-                        continue;
-                    }
-                    generation = ctx.link.generation();
-                    None
-                }
+                // Redis came back: what was published meanwhile never arrived anywhere.
+                Ok(()) = recoveries.changed() => None,
             },
         };
         match next {
