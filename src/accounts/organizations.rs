@@ -9,12 +9,12 @@ use super::teams::model::{
     GroupRow, OrgSummary, KIND_ORGANIZATION, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, ROLE_ADMIN,
 };
 use super::teams::{
-    create_group, description_field, description_update, msg, name_too_long, required_name, store,
+    create_group, description_field, description_update, name_too_long, required_name, store,
     text_field, GroupBody,
 };
-use super::tx::{db_fail, TxError};
 use crate::db::{now, Conn, DbError};
-use crate::error::ApiError;
+use crate::error::{db_fail, TxError};
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -27,9 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn org_not_found() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::NOT_FOUND,
-        "organization_not_found",
+        ErrorCode::NotFound,
         "Organization not found",
     )
 }
@@ -136,9 +136,9 @@ async fn update(
                 .ok_or_else(org_not_found)?;
             let member = store::member(&mut conn, &id, &user_id).await?;
             let Some(member) = member.filter(|m| group.can_manage(m)) else {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
-                    "permission_denied",
+                    ErrorCode::Forbidden,
                     "Permission denied",
                 )
                 .into());
@@ -177,9 +177,9 @@ async fn delete(
                 .ok_or_else(org_not_found)?;
             let member = store::member(&mut conn, &id, &user_id).await?;
             if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
-                    "permission_denied",
+                    ErrorCode::Forbidden,
                     "Permission denied",
                 )
                 .into());

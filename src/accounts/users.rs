@@ -10,11 +10,11 @@ use serde_json::json;
 use crate::auth::login::MAX_NAME_CHARS;
 use crate::auth::model::{PublicUser, UserRow, UserSummary};
 use crate::auth::password::{self, SCHEME_ARGON2};
-use crate::auth::session::{db_failure, hash_token};
+use crate::auth::session::hash_token;
 use crate::auth::store;
 use crate::db::schema::users;
 use crate::db::{like_contains, lower, Json, LIKE_ESCAPE};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::PageQuery;
@@ -43,7 +43,7 @@ fn field_error(text: &str, field: &str) -> ApiError {
 fn user_not_found() -> ApiError {
     ApiError::with_body(
         StatusCode::NOT_FOUND,
-        "user_not_found",
+        ErrorCode::NotFound,
         json!({"success": false, "error": "User not found", "code": "USER_NOT_FOUND"}),
     )
 }
@@ -51,7 +51,7 @@ fn user_not_found() -> ApiError {
 async fn load_active(state: &AppState, id: &str) -> Result<UserRow, ApiError> {
     store::user_by_id(&state.db, id)
         .await
-        .map_err(|e| db_failure("Server error", e))?
+        .map_err(|e| ApiError::storage("Server error", e))?
         .filter(|u| u.is_active)
         .ok_or_else(|| ApiError::not_found("User not found"))
 }
@@ -165,7 +165,7 @@ fn validate_profile(body: ProfileBody) -> Result<ProfileChanges, ApiError> {
         && changes.preferences.is_none();
     if empty {
         return Err(ApiError::bad_request(
-            "no_fields",
+            ErrorCode::MissingField,
             "No valid fields to update",
         ));
     }
@@ -183,7 +183,7 @@ async fn update_me(
         .db
         .get_write()
         .await
-        .map_err(|e| db_failure("Failed to update profile", e))?;
+        .map_err(|e| ApiError::storage("Failed to update profile", e))?;
     let now = crate::db::now();
     let row = crate::db!(conn, |c| {
         diesel::update(users::table.find(&user.id))
@@ -192,7 +192,7 @@ async fn update_me(
             .get_result(c)
             .await
     })
-    .map_err(|e| db_failure("Failed to update profile", e.into()))?;
+    .map_err(|e| ApiError::storage("Failed to update profile", e.into()))?;
     tracing::info!(user_id = %user.id, "profile updated");
     Ok(HttpResponse::Ok().json(json!({ "user": PublicUser::from(&row) })))
 }
@@ -206,11 +206,12 @@ pub struct ChangePasswordBody {
     refresh_token: Option<String>,
 }
 
-fn change_error(status: StatusCode, error: &str, code: &'static str) -> ApiError {
+/// `legacy` is the `code` the frontend reads; `code` the stable one.
+fn change_error(status: StatusCode, code: ErrorCode, error: &str, legacy: &str) -> ApiError {
     ApiError::with_body(
         status,
-        "change_password",
-        json!({"success": false, "error": error, "message": error, "code": code}),
+        code,
+        json!({"success": false, "error": error, "message": error, "code": legacy}),
     )
 }
 
@@ -227,6 +228,7 @@ async fn change_password(
     ) else {
         return Err(change_error(
             StatusCode::BAD_REQUEST,
+            ErrorCode::MissingField,
             "Current password and new password are required",
             "AUTH_MISSING_FIELDS",
         ));
@@ -234,6 +236,7 @@ async fn change_password(
     if let Some(text) = password::policy_error(&new) {
         return Err(change_error(
             StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
             text,
             "AUTH_WEAK_PASSWORD",
         ));
@@ -242,6 +245,7 @@ async fn change_password(
     let Some(stored) = row.password_hash.clone() else {
         return Err(change_error(
             StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
             "This account signs in with Google and has no password",
             "AUTH_NO_PASSWORD",
         ));
@@ -249,6 +253,7 @@ async fn change_password(
     if current.chars().count() > password::MAX_PASSWORD_CHARS {
         return Err(change_error(
             StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
             "Current password is incorrect",
             "AUTH_INVALID_PASSWORD",
         ));
@@ -262,6 +267,7 @@ async fn change_password(
         tracing::info!(user_id = %user.id, "password change refused: wrong current password");
         return Err(change_error(
             StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
             "Current password is incorrect",
             "AUTH_INVALID_PASSWORD",
         ));
@@ -272,21 +278,21 @@ async fn change_password(
         .map_err(|e| ApiError::internal(FAILED, e))?;
     store::set_password(&state.db, &user.id, &hash, SCHEME_ARGON2)
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let keep = match body
         .refresh_token
         .filter(|t| !t.is_empty() && t.len() <= 256)
     {
         Some(token) => store::session_by_hash(&state.db, &hash_token(&token))
             .await
-            .map_err(|e| db_failure(FAILED, e))?
+            .map_err(|e| ApiError::storage(FAILED, e))?
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none())
             .map(|s| s.family_id),
         None => None,
     };
     let revoked = store::revoke_all(&state.db, &user.id, keep.as_deref())
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     tracing::info!(user_id = %user.id, revoked, "password changed; other sessions revoked");
     Ok(HttpResponse::Ok()
         .json(json!({"success": true, "message": "Password changed successfully"})))
@@ -321,7 +327,7 @@ async fn search(
         .db
         .get_read()
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let matches = || {
         users::is_active.eq(true).and(
             lower(users::name)
@@ -342,11 +348,11 @@ async fn search(
             .load(c)
             .await
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?;
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?;
     let total: i64 = crate::db!(conn, |c| {
         users::table.filter(matches()).count().get_result(c).await
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?;
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?;
     let users: Vec<UserSummary> = rows.iter().map(UserSummary::from).collect();
     Ok(HttpResponse::Ok().json(json!({
         "users": users,
@@ -364,7 +370,7 @@ async fn lookup(
     let id = path.into_inner();
     let row = store::user_by_id(&state.db, &id)
         .await
-        .map_err(|e| db_failure("Failed to get user", e))?
+        .map_err(|e| ApiError::storage("Failed to get user", e))?
         .filter(|u| u.is_active)
         .ok_or_else(user_not_found)?;
     Ok(HttpResponse::Ok().json(json!({ "user": UserSummary::from(&row) })))
@@ -376,14 +382,14 @@ async fn require_admin(state: &AppState, user: &AuthUser) -> Result<(), ApiError
     let admin = user.is_admin()
         && store::user_by_id(&state.db, &user.id)
             .await
-            .map_err(|e| db_failure("Server error", e))?
+            .map_err(|e| ApiError::storage("Server error", e))?
             .is_some_and(|u| u.is_active && u.user_type == "admin");
     if admin {
         Ok(())
     } else {
         Err(ApiError::with_body(
             StatusCode::FORBIDDEN,
-            "admin_required",
+            ErrorCode::Forbidden,
             json!({"success": false, "error": "Admin access required", "code": "USER_ADMIN_REQUIRED"}),
         ))
     }
@@ -427,7 +433,7 @@ async fn admin_update(
     if let Some(t) = body.user_type {
         if !matches!(t.as_str(), "client" | "designer" | "admin") {
             return Err(ApiError::bad_request(
-                "invalid_user_type",
+                ErrorCode::InvalidInput,
                 "Invalid user type",
             ));
         }
@@ -436,7 +442,7 @@ async fn admin_update(
     changes.is_active = body.is_active;
     if changes.name.is_none() && changes.user_type.is_none() && changes.is_active.is_none() {
         return Err(ApiError::bad_request(
-            "no_fields",
+            ErrorCode::MissingField,
             "No valid fields to update",
         ));
     }
@@ -446,7 +452,7 @@ async fn admin_update(
             || changes.user_type.as_deref().is_some_and(|t| t != "admin"));
     if demotes_self {
         return Err(ApiError::bad_request(
-            "self_demotion",
+            ErrorCode::Protected,
             "Admins cannot demote or deactivate themselves",
         ));
     }
@@ -455,7 +461,7 @@ async fn admin_update(
         .db
         .get_write()
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let now = crate::db::now();
     let row = crate::db!(conn, |c| {
         diesel::update(users::table.find(&id))
@@ -465,13 +471,13 @@ async fn admin_update(
             .await
             .optional()
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?
     .ok_or_else(user_not_found)?;
     drop(conn);
     if deactivate {
         let revoked = store::revoke_all(&state.db, &id, None)
             .await
-            .map_err(|e| db_failure(FAILED, e))?;
+            .map_err(|e| ApiError::storage(FAILED, e))?;
         tracing::info!(target_user = %id, revoked, "user deactivated; sessions revoked");
     }
     tracing::info!(admin = %user.id, target_user = %id, path = %req.path(), "user updated by admin");
@@ -488,7 +494,7 @@ async fn admin_delete(
     let id = path.into_inner();
     if id == user.id {
         return Err(ApiError::bad_request(
-            "self_delete",
+            ErrorCode::Protected,
             "Admins cannot delete themselves",
         ));
     }
@@ -496,11 +502,11 @@ async fn admin_delete(
         .db
         .get_write()
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let n = crate::db!(conn, |c| {
         diesel::delete(users::table.find(&id)).execute(c).await
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?;
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?;
     if n == 0 {
         return Err(user_not_found());
     }

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::json;
 
+use crate::error::{ErrorCode, CODE_HEADER};
 use crate::state::AppState;
 
 pub const LOCKED_MESSAGE: &str = "Too many failed attempts. Please try again later.";
@@ -54,6 +55,6 @@ pub fn locked_response(remaining: Duration) -> HttpResponse {
     let secs = remaining.as_secs().max(1);
     HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
         .insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()))
-        .insert_header(("X-Error-Code", "account_locked"))
+        .insert_header((CODE_HEADER, ErrorCode::AccountLocked.as_str()))
         .json(json!({ "message": LOCKED_MESSAGE, "retryAfter": secs }))
 }

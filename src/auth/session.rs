@@ -157,7 +157,7 @@ pub async fn issue(
         new_session(state, &user.id, uuid::Uuid::now_v7().to_string(), &device);
     store::insert_session(&state.db, session)
         .await
-        .map_err(|e| db_failure(failure, e))?;
+        .map_err(|e| ApiError::storage(failure, e))?;
     Ok(AuthResponse {
         token: access.clone(),
         access_token: access,
@@ -166,16 +166,6 @@ pub async fn issue(
         token_type: "Bearer",
         user: PublicUser::from(user),
     })
-}
-
-/// A storage failure answered with the route's own text; an unreachable store stays a 503.
-#[track_caller]
-pub fn db_failure(message: &'static str, e: crate::db::DbError) -> ApiError {
-    if e.is_unavailable() {
-        ApiError::unavailable(e)
-    } else {
-        ApiError::internal(message, e)
-    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::session::{self, db_failure, hash_token, Device};
+use crate::auth::session::{self, hash_token, Device};
 use crate::auth::store::{self, Rotation};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::AccessUser;
 
@@ -22,19 +22,15 @@ pub struct RefreshBody {
 fn invalid_refresh() -> ApiError {
     ApiError::with_body(
         StatusCode::UNAUTHORIZED,
-        "invalid_refresh_token",
+        ErrorCode::InvalidToken,
         json!({"error": "Invalid refresh token", "message": "Refresh token is invalid, expired, or revoked"}),
     )
 }
 
+#[track_caller]
 fn refresh_failed(e: crate::db::DbError) -> ApiError {
-    if e.is_unavailable() {
-        return ApiError::unavailable(e);
-    }
-    tracing::error!(error = %e, "refresh failed");
-    ApiError::with_body(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+    ApiError::storage_with_body(
+        e,
         json!({"error": "Internal server error", "message": "Failed to refresh token"}),
     )
 }
@@ -47,7 +43,7 @@ pub async fn refresh(
     let Some(token) = body.into_inner().refresh_token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::with_body(
             StatusCode::BAD_REQUEST,
-            "missing_refresh_token",
+            ErrorCode::MissingField,
             json!({"error": "Missing refresh token", "message": "refreshToken is required"}),
         ));
     };
@@ -120,13 +116,8 @@ pub async fn logout_all(
     let revoked = store::revoke_all(&state.db, &user.id, None)
         .await
         .map_err(|e| {
-            if e.is_unavailable() {
-                return ApiError::unavailable(e);
-            }
-            tracing::error!(error = %e, "logout-all failed");
-            ApiError::with_body(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+            ApiError::storage_with_body(
+                e,
                 json!({"error": "Internal server error", "message": "Failed to logout from all devices"}),
             )
         })?;
@@ -144,7 +135,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let rows = store::active_sessions(&state.db, &user.id)
         .await
-        .map_err(|e| db_failure("Failed to get sessions", e))?;
+        .map_err(|e| ApiError::storage("Failed to get sessions", e))?;
     let here = Device::of(&req, state.settings.server.trusted_proxies).fingerprint;
     let sessions: Vec<_> = rows
         .iter()
@@ -171,11 +162,11 @@ pub async fn revoke(
     let id = path.into_inner();
     let revoked = store::revoke_session(&state.db, &user.id, &id)
         .await
-        .map_err(|e| db_failure("Failed to revoke session", e))?;
+        .map_err(|e| ApiError::storage("Failed to revoke session", e))?;
     if revoked == 0 {
         return Err(ApiError::with_body(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             json!({"error": "Session not found", "message": "Session not found or already revoked"}),
         ));
     }

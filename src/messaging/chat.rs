@@ -36,8 +36,9 @@ pub enum Fail {
     NotMember,
     /// The message is unknown, deleted, elsewhere or not the caller's; the text is the event's.
     NoMessage(&'static str),
-    /// Storage failed: the client text, and the cause for the log.
-    Internal(&'static str, String),
+    /// Storage failed: the operation's client text, and the cause (mapped by [`crate::error`] on
+    /// REST, logged on sockets).
+    Storage(&'static str, DbError),
 }
 
 impl Fail {
@@ -45,9 +46,9 @@ impl Fail {
         Fail::Invalid(text.into())
     }
 
-    /// Storage error → the operation's generic client text (cause logged by the caller).
+    /// A storage error of the operation whose generic client text is `client`.
     pub fn db(client: &'static str) -> impl FnOnce(DbError) -> Fail {
-        move |e| Fail::Internal(client, e.to_string())
+        move |e| Fail::Storage(client, e)
     }
 }
 

@@ -12,7 +12,7 @@ use super::chat::{self, Caller, Fail, SendInput};
 use super::model::{channel_json, conversation_json, notification_json};
 use super::rooms;
 use super::store::{self, ChannelCreate, ChannelOwner};
-use crate::error::ApiError;
+use crate::error::{db_fail, ApiError, ErrorCode};
 use crate::state::{AppState, Listener};
 use crate::web::identity::AuthUser;
 use crate::web::paging::PageQuery;
@@ -63,15 +63,15 @@ fn caller(user: &AuthUser) -> Caller {
 /// The REST wording of a refused operation.
 fn api(f: Fail) -> ApiError {
     match f {
-        Fail::Invalid(t) => ApiError::bad_request("invalid_input", t),
+        Fail::Invalid(t) => ApiError::bad_request(ErrorCode::InvalidInput, t),
         Fail::NoConversation => ApiError::not_found("Conversation not found"),
         Fail::NotMember => ApiError::message(
             StatusCode::FORBIDDEN,
-            "not_member",
+            ErrorCode::Forbidden,
             "Not a member of this conversation",
         ),
         Fail::NoMessage(t) => ApiError::not_found(t),
-        Fail::Internal(client, cause) => ApiError::internal(client, cause),
+        Fail::Storage(client, cause) => ApiError::storage(client, cause),
     }
 }
 
@@ -85,11 +85,11 @@ fn opt_str(v: &Value, key: &str, max: usize) -> Result<Option<String>, ApiError>
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.trim().to_owned())),
         Some(Value::String(_)) => Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("{key} must be at most {max} characters"),
         )),
         Some(_) => Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!("{key} must be a string"),
         )),
     }
@@ -100,7 +100,8 @@ async fn create_channel(
     user: AuthUser,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let required = || ApiError::bad_request("invalid_input", "Name and team ID are required");
+    let required =
+        || ApiError::bad_request(ErrorCode::InvalidInput, "Name and team ID are required");
     let name = opt_str(&body, "name", MAX_NAME_CHARS)?
         .filter(|n| !n.is_empty())
         .ok_or_else(required)?;
@@ -119,7 +120,7 @@ async fn create_channel(
     };
     match store::create_channel(&state.db, &user.id, name, description, owner)
         .await
-        .map_err(|e| ApiError::internal("Failed to create channel", e))?
+        .map_err(db_fail("Failed to create channel"))?
     {
         ChannelCreate::Created(conv) => {
             let mut channel = channel_json(&conv);
@@ -134,7 +135,7 @@ async fn create_channel(
         })),
         ChannelCreate::NotMember => Err(ApiError::message(
             StatusCode::FORBIDDEN,
-            "not_member",
+            ErrorCode::Forbidden,
             format!("Not a member of this {what}"),
         )),
     }
@@ -148,18 +149,18 @@ async fn team_channels(
     let team = path.into_inner();
     match store::is_team_member(&state.db, &team, &user.id)
         .await
-        .map_err(|e| ApiError::internal("Failed to fetch channels", e))?
+        .map_err(db_fail("Failed to fetch channels"))?
     {
         None => Err(ApiError::not_found("Team not found")),
         Some(false) => Err(ApiError::message(
             StatusCode::FORBIDDEN,
-            "not_member",
+            ErrorCode::Forbidden,
             "Not a member of this team",
         )),
         Some(true) => {
             let rows = store::team_channels(&state.db, &team)
                 .await
-                .map_err(|e| ApiError::internal("Failed to fetch channels", e))?;
+                .map_err(db_fail("Failed to fetch channels"))?;
             Ok(HttpResponse::Ok().json(rows.iter().map(channel_json).collect::<Vec<_>>()))
         }
     }
@@ -185,7 +186,7 @@ async fn list_conversations(
         page.offset as i64,
     )
     .await
-    .map_err(|e| ApiError::internal("Failed to fetch conversations", e))?;
+    .map_err(db_fail("Failed to fetch conversations"))?;
     let list: Vec<Value> = rows
         .iter()
         .map(|(c, stats)| conversation_json(c, stats))
@@ -221,7 +222,7 @@ async fn create_conversation(
                     .map(str::to_owned)
                     .ok_or_else(|| {
                         ApiError::bad_request(
-                            "invalid_input",
+                            ErrorCode::InvalidInput,
                             "participants must be a list of user ids",
                         )
                     })
@@ -229,7 +230,7 @@ async fn create_conversation(
             .collect::<Result<_, _>>()?,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 format!("participants must be a list of at most {MAX_PARTICIPANTS} user ids"),
             ))
         }
@@ -238,13 +239,13 @@ async fn create_conversation(
         let others: Vec<&String> = participants.iter().filter(|p| **p != user.id).collect();
         let [other] = others.as_slice() else {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "A direct conversation needs exactly one other participant",
             ));
         };
         if store::active_user(&state.db, other)
             .await
-            .map_err(|e| ApiError::internal("Failed to create conversation", e))?
+            .map_err(db_fail("Failed to create conversation"))?
             .is_none()
         {
             return Err(ApiError::not_found("User not found"));
@@ -253,10 +254,10 @@ async fn create_conversation(
     } else {
         store::create_group_conversation(&state.db, &user.id, name, description, participants).await
     }
-    .map_err(|e| ApiError::internal("Failed to create conversation", e))?;
+    .map_err(db_fail("Failed to create conversation"))?;
     let members = store::members(&state.db, &conv)
         .await
-        .map_err(|e| ApiError::internal("Failed to create conversation", e))?;
+        .map_err(db_fail("Failed to create conversation"))?;
     let stats = super::model::ConversationStats {
         participant_count: members.len() as i64,
         ..Default::default()
@@ -282,11 +283,14 @@ async fn conversation_messages(
         .await
         .map_err(api)?;
     let page = query.page.resolve(50);
-    let failed = |e| ApiError::internal("Failed to fetch messages", e);
+    let failed = db_fail("Failed to fetch messages");
     let rows = match query.since.as_deref().map(str::trim) {
         Some(s) => {
             let since = s.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("invalid_input", "since must be a message sequence number")
+                ApiError::bad_request(
+                    ErrorCode::InvalidInput,
+                    "since must be a message sequence number",
+                )
             })?;
             store::messages_since(&state.db, &conv.id, since.max(0), i64::from(page.limit))
                 .await
@@ -321,7 +325,7 @@ fn send_input(conversation_id: String, body: &Value) -> Result<SendInput, ApiErr
         Some(Value::String(s)) => s.clone(),
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "content must be a string",
             ))
         }
@@ -331,14 +335,14 @@ fn send_input(conversation_id: String, body: &Value) -> Result<SendInput, ApiErr
         Some(Value::Array(a)) if a.len() <= 20 && a.iter().all(Value::is_object) => a.clone(),
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "attachments must be a list of at most 20 objects",
             ))
         }
     };
     if conversation_id.is_empty() || (text.is_empty() && attachments.is_empty()) {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "Conversation ID and content are required",
         ));
     }
@@ -407,7 +411,7 @@ async fn edit_message(
     let text = str_of(&body, "content")
         .or(str_of(&body, "text"))
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::bad_request("invalid_input", "content is required"))?;
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidInput, "content is required"))?;
     let msg = chat::edit(
         &state,
         listener.io.as_ref(),
@@ -456,11 +460,11 @@ async fn threads(
     let limit = query.page.resolve(20).limit as usize;
     let rows = store::threads(&state.db, &conv.id, limit)
         .await
-        .map_err(|e| ApiError::internal("Failed to fetch threads", e))?;
+        .map_err(db_fail("Failed to fetch threads"))?;
     let roots: Vec<_> = rows.iter().map(|r| r.0.clone()).collect();
     let authors = store::authors(&state.db, &roots)
         .await
-        .map_err(|e| ApiError::internal("Failed to fetch threads", e))?;
+        .map_err(db_fail("Failed to fetch threads"))?;
     let threads: Vec<Value> = rows
         .iter()
         .map(|(root, count, people, last)| {
@@ -498,7 +502,7 @@ async fn thread(
         .await
         .map_err(api)?;
     let limit = query.page.resolve(50).limit as usize;
-    let failed = |e| ApiError::internal("Failed to fetch thread", e);
+    let failed = db_fail("Failed to fetch thread");
     let rows = store::thread(&state.db, root, limit)
         .await
         .map_err(failed)?;
@@ -525,7 +529,7 @@ async fn mark_read(
         Some(Value::String(m)) => Some(m.clone()),
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "messageId must be a string",
             ))
         }
@@ -544,7 +548,7 @@ async fn mark_read(
         }
         None => store::mark_read(&state.db, &conv.id, &user.id, conv.last_seq, None)
             .await
-            .map_err(|e| ApiError::internal("Failed to mark as read", e))?,
+            .map_err(db_fail("Failed to mark as read"))?,
     }
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
@@ -566,18 +570,18 @@ async fn search(
     let q = raw.trim();
     if q.chars().count() < 2 {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "Search term must be at least 2 characters long",
         ));
     }
     if q.chars().count() > 200 {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "Search term must be at most 200 characters long",
         ));
     }
     let page = query.page.resolve(20);
-    let failed = |e| ApiError::internal("Search failed", e);
+    let failed = db_fail("Search failed");
     let (rows, names) = store::search(
         &state.db,
         &user.id,
@@ -608,14 +612,16 @@ async fn typing(
 ) -> Result<HttpResponse, ApiError> {
     let id = str_of(&body, "conversationId")
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::bad_request("invalid_input", "conversationId is required"))?
+        .ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidInput, "conversationId is required")
+        })?
         .to_owned();
     let is_typing = match body.get("isTyping") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "isTyping must be a boolean",
             ))
         }
@@ -671,7 +677,7 @@ async fn notifications(
         page.offset as i64,
     )
     .await
-    .map_err(|e| ApiError::internal("Failed to fetch notifications", e))?;
+    .map_err(db_fail("Failed to fetch notifications"))?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "notifications": rows.iter().map(notification_json).collect::<Vec<_>>(),
@@ -685,7 +691,7 @@ async fn read_notification(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let failed = |e| ApiError::internal("Failed to mark notification as read", e);
+    let failed = db_fail("Failed to mark notification as read");
     if !store::notification_exists(&state.db, &user.id, &id)
         .await
         .map_err(failed)?
@@ -704,6 +710,6 @@ async fn read_all_notifications(
 ) -> Result<HttpResponse, ApiError> {
     let n = store::mark_notifications_read(&state.db, &user.id, None)
         .await
-        .map_err(|e| ApiError::internal("Failed to mark notifications as read", e))?;
+        .map_err(db_fail("Failed to mark notifications as read"))?;
     Ok(HttpResponse::Ok().json(json!({"success": true, "updated": n})))
 }

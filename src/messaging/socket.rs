@@ -170,8 +170,12 @@ fn fail(s: &Socket, f: Fail) {
         Fail::NoConversation => "Channel not found",
         Fail::NotMember => "Not a member of this channel",
         Fail::NoMessage(t) => t,
-        Fail::Internal(client, cause) => {
-            tracing::error!(error = %cause, "{client}");
+        Fail::Storage(client, cause) => {
+            if cause.is_unavailable() {
+                tracing::warn!(error = %cause, "{client}: storage unavailable");
+            } else {
+                tracing::error!(error = %cause, "{client}");
+            }
             client
         }
     };

@@ -19,6 +19,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::config::CsrfMode;
+use crate::error::{ErrorCode, CODE_HEADER};
 use crate::state::{AppState, Listener};
 use crate::topology::ListenerKind;
 
@@ -64,7 +65,7 @@ fn cookie(token: &str, secure: bool) -> Cookie<'static> {
 
 fn failure(error: &'static str, message: &'static str) -> HttpResponse {
     HttpResponse::build(StatusCode::FORBIDDEN)
-        .insert_header(("X-Error-Code", "csrf"))
+        .insert_header((CODE_HEADER, ErrorCode::CsrfFailed.as_str()))
         .json(json!({ "error": error, "message": message }))
 }
 

@@ -14,7 +14,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use serde_json::json;
 
 use crate::auth::token::Claims;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::{AppState, Listener};
 use crate::topology::ListenerKind;
 
@@ -76,7 +76,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         };
         return Err(ApiError::message(
             StatusCode::UNAUTHORIZED,
-            "missing_token",
+            ErrorCode::MissingToken,
             message,
         ));
     };
@@ -87,7 +87,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         } else {
             "Invalid or expired token"
         };
-        ApiError::message(StatusCode::FORBIDDEN, "invalid_token", message)
+        ApiError::message(StatusCode::FORBIDDEN, ErrorCode::InvalidToken, message)
     })
 }
 
@@ -95,14 +95,14 @@ fn authenticate_access(req: &HttpRequest) -> Result<AccessUser, ApiError> {
     let Some(token) = bearer_token(req) else {
         return Err(ApiError::with_body(
             StatusCode::UNAUTHORIZED,
-            "missing_token",
+            ErrorCode::MissingToken,
             json!({"error": "Unauthorized", "message": "Access token is required", "code": "MISSING_TOKEN"}),
         ));
     };
     let invalid = || {
         ApiError::with_body(
             StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            ErrorCode::InvalidToken,
             json!({"error": "Unauthorized", "message": "Access token is invalid or expired", "code": "INVALID_TOKEN"}),
         )
     };

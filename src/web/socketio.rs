@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
 use crate::cluster::Adapter;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
 /// drain it continuously, so it only bounds a burst.
@@ -78,7 +78,7 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
 fn bad_transport(reason: &str) -> ApiError {
     ApiError::with_body(
         StatusCode::BAD_REQUEST,
-        "bad_socketio_request",
+        ErrorCode::BadTransport,
         serde_json::json!({ "code": 3, "message": "Bad request", "reason": reason }),
     )
 }
@@ -112,7 +112,7 @@ async fn polling(
         Err(_) => {
             return Err(ApiError::message(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "Payload too large",
             ))
         }

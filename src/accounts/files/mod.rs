@@ -29,9 +29,9 @@ use serde_json::json;
 use self::sniff::is_inline_image;
 use self::storage::{is_stored_name, BlobStore, LocalDisk};
 use self::store::FileRow;
-use super::tx::{db_fail, TxError};
 use crate::db::{now, Json, Timestamp};
-use crate::error::ApiError;
+use crate::error::{db_fail, TxError};
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::{bearer_token, AuthUser};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -127,15 +127,15 @@ impl From<FileRow> for FileMeta {
 }
 
 fn no_files() -> ApiError {
-    ApiError::bad_request("no_files", "No files uploaded")
+    ApiError::bad_request(ErrorCode::MissingField, "No files uploaded")
 }
 
 fn no_file() -> ApiError {
-    ApiError::bad_request("no_file", "No file uploaded")
+    ApiError::bad_request(ErrorCode::MissingField, "No file uploaded")
 }
 
 fn file_not_found() -> ApiError {
-    ApiError::message(StatusCode::NOT_FOUND, "file_not_found", "File not found")
+    ApiError::message(StatusCode::NOT_FOUND, ErrorCode::NotFound, "File not found")
 }
 
 /// What one upload route accepts and how it words its errors.
@@ -206,7 +206,7 @@ async fn receive_and_record(
                     {
                         return Err(ApiError::message(
                             StatusCode::NOT_FOUND,
-                            "project_not_found",
+                            ErrorCode::NotFound,
                             "Project not found",
                         )
                         .into());
@@ -214,7 +214,7 @@ async fn receive_and_record(
                     if !super::projects::is_member(&mut conn, project, &user_id).await? {
                         return Err(ApiError::message(
                             StatusCode::FORBIDDEN,
-                            "access_denied",
+                            ErrorCode::Forbidden,
                             "Access denied",
                         )
                         .into());
@@ -357,7 +357,7 @@ async fn update(
     if let Some(d) = &body.description {
         if d.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(ApiError::bad_request(
-                "too_long",
+                ErrorCode::InvalidInput,
                 format!("Description must be at most {MAX_DESCRIPTION_CHARS} characters"),
             ));
         }
@@ -372,7 +372,7 @@ async fn update(
                 .collect();
             if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
                 return Err(ApiError::bad_request(
-                    "invalid_tags",
+                    ErrorCode::InvalidInput,
                     format!("At most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters"),
                 ));
             }
@@ -545,7 +545,7 @@ async fn download(
             let len = bytes.len();
             return Err(ApiError::with_body(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 json!({"message": "Range not satisfiable", "size": len}),
             ));
         }

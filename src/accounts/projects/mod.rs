@@ -14,11 +14,11 @@ use serde_json::json;
 
 use self::store::{ProjectMemberRow, ProjectRow};
 use super::teams::{
-    description_field, description_update, msg, name_too_long, required_name, text_field,
+    description_field, description_update, name_too_long, required_name, text_field,
 };
-use super::tx::{db_fail, TxError};
 use crate::db::{now, Conn, DbError, Timestamp};
-use crate::error::ApiError;
+use crate::error::{db_fail, TxError};
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -114,15 +114,15 @@ async fn load(conn: &mut Conn<'_>, row: ProjectRow) -> Result<Project, DbError> 
 }
 
 fn project_not_found() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::NOT_FOUND,
-        "project_not_found",
+        ErrorCode::NotFound,
         "Project not found",
     )
 }
 
 fn access_denied() -> ApiError {
-    msg(StatusCode::FORBIDDEN, "access_denied", "Access denied")
+    ApiError::message(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "Access denied")
 }
 
 fn pick(value: Option<&str>, allowed: &[&str], what: &str) -> Result<Option<String>, ApiError> {
@@ -131,7 +131,7 @@ fn pick(value: Option<&str>, allowed: &[&str], what: &str) -> Result<Option<Stri
         Some(v) if allowed.contains(&v) => Ok(Some(v.to_owned())),
         Some(_) => Err(ApiError::message(
             StatusCode::BAD_REQUEST,
-            "invalid_field",
+            ErrorCode::InvalidInput,
             format!("Invalid project {what}. Allowed: {}", allowed.join(", ")),
         )),
     }
@@ -189,9 +189,12 @@ async fn create(
             // A project may sit in a team only if its creator belongs to that team.
             if let Some(team) = &row.group_id {
                 if super::teams::store::group(&mut conn, team).await?.is_none() {
-                    return Err(
-                        msg(StatusCode::NOT_FOUND, "team_not_found", "Team not found").into(),
-                    );
+                    return Err(ApiError::message(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "Team not found",
+                    )
+                    .into());
                 }
                 if super::teams::store::member(&mut conn, team, &owner.user_id)
                     .await?
@@ -268,9 +271,9 @@ async fn get(
 }
 
 fn permission_denied() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::FORBIDDEN,
-        "permission_denied",
+        ErrorCode::Forbidden,
         "Permission denied",
     )
 }
@@ -341,9 +344,9 @@ async fn link_channel(
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
-            msg(
+            ApiError::message(
                 StatusCode::BAD_REQUEST,
-                "channel_required",
+                ErrorCode::MissingField,
                 "Channel ID is required",
             )
         })?;
@@ -358,9 +361,9 @@ async fn link_channel(
                 .await?
                 .is_none()
             {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::NOT_FOUND,
-                    "channel_not_found",
+                    ErrorCode::NotFound,
                     "Channel not found",
                 )
                 .into());

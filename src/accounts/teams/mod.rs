@@ -17,9 +17,9 @@ use self::model::{
     team_view, GroupRow, InviteRow, MemberRow, Team, TeamMember, KIND_TEAM, MAX_DESCRIPTION_CHARS,
     MAX_EMAIL_CHARS, MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
 };
-use super::tx::{db_fail, TxError};
 use crate::db::{now, Conn};
-use crate::error::ApiError;
+use crate::error::{db_fail, TxError};
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -38,35 +38,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/teams/{id}/members/{user_id}", web::put().to(change_role));
 }
 
-pub(crate) fn msg(status: StatusCode, code: &'static str, text: &str) -> ApiError {
-    ApiError::message(status, code, text)
-}
-
 fn team_not_found() -> ApiError {
-    msg(StatusCode::NOT_FOUND, "team_not_found", "Team not found")
+    ApiError::message(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Team not found")
 }
 
 fn permission_denied() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::FORBIDDEN,
-        "permission_denied",
+        ErrorCode::Forbidden,
         "Permission denied",
     )
 }
 
 fn last_owner() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::BAD_REQUEST,
-        "last_owner",
+        ErrorCode::Protected,
         "A team must keep at least one owner",
     )
 }
 
 /// Text fields may not carry NUL bytes (PostgreSQL cannot store them).
 pub(crate) fn nul_text() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::BAD_REQUEST,
-        "invalid_text",
+        ErrorCode::InvalidInput,
         "Text must not contain NUL characters",
     )
 }
@@ -81,7 +77,11 @@ pub(crate) fn text_field(
         return Ok(None);
     };
     if v.chars().count() > max {
-        return Err(msg(StatusCode::BAD_REQUEST, "too_long", too_long));
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
+            too_long,
+        ));
     }
     if v.contains('\0') {
         return Err(nul_text());
@@ -96,9 +96,9 @@ pub(crate) fn required_name(
     what: &str,
 ) -> Result<String, ApiError> {
     text_field(value, max, &name_too_long(what, max))?.ok_or_else(|| {
-        msg(
+        ApiError::message(
             StatusCode::BAD_REQUEST,
-            "name_required",
+            ErrorCode::MissingField,
             &format!("{what} name is required"),
         )
     })
@@ -263,7 +263,11 @@ async fn get(
         .await
         .map_err(|e| e.into_api(fail))?;
     if member.is_none() {
-        return Err(msg(StatusCode::FORBIDDEN, "access_denied", "Access denied"));
+        return Err(ApiError::message(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "Access denied",
+        ));
     }
     let team = load_team(&mut conn, group, &user.id)
         .await
@@ -339,16 +343,16 @@ async fn invite(
     let body = body.into_inner();
     let raw = body.email.as_deref().map(str::trim).unwrap_or_default();
     if raw.is_empty() {
-        return Err(msg(
+        return Err(ApiError::message(
             StatusCode::BAD_REQUEST,
-            "email_required",
+            ErrorCode::MissingField,
             "Email is required",
         ));
     }
     let email = normalize_email(raw).ok_or_else(|| {
-        msg(
+        ApiError::message(
             StatusCode::BAD_REQUEST,
-            "invalid_email",
+            ErrorCode::InvalidInput,
             "Valid email is required",
         )
     })?;
@@ -357,9 +361,9 @@ async fn invite(
         None | Some("") => ROLE_MEMBER.to_owned(),
         Some(r @ (ROLE_ADMIN | ROLE_MEMBER)) => r.to_owned(),
         Some(_) => {
-            return Err(msg(
+            return Err(ApiError::message(
                 StatusCode::BAD_REQUEST,
-                "invalid_role",
+                ErrorCode::InvalidInput,
                 "Role must be admin or member",
             ))
         }
@@ -375,9 +379,9 @@ async fn invite(
             }
             if let Some(invitee) = store::user_id_by_email(&mut conn, &email).await? {
                 if store::member(&mut conn, &id, &invitee).await?.is_some() {
-                    return Err(msg(
+                    return Err(ApiError::message(
                         StatusCode::BAD_REQUEST,
-                        "already_member",
+                        ErrorCode::AlreadyMember,
                         "User is already a team member",
                     )
                     .into());
@@ -434,9 +438,9 @@ async fn accept_invite(
             let invite = store::pending_invite(&mut conn, &id, &email)
                 .await?
                 .ok_or_else(|| {
-                    msg(
+                    ApiError::message(
                         StatusCode::NOT_FOUND,
-                        "invite_not_found",
+                        ErrorCode::NotFound,
                         "Invitation not found",
                     )
                 })?;
@@ -482,17 +486,17 @@ async fn remove_member(
             let target_member = store::member(&mut conn, &id, &target)
                 .await?
                 .ok_or_else(|| {
-                    msg(
+                    ApiError::message(
                         StatusCode::NOT_FOUND,
-                        "member_not_found",
+                        ErrorCode::NotFound,
                         "Member not found",
                     )
                 })?;
             if group.is_owner_equivalent(&target_member) {
                 if !is_self {
-                    return Err(msg(
+                    return Err(ApiError::message(
                         StatusCode::BAD_REQUEST,
-                        "cannot_remove_owner",
+                        ErrorCode::Protected,
                         "Cannot remove team owner",
                     )
                     .into());
@@ -528,9 +532,9 @@ async fn change_role(
     let role = match body.into_inner().role.as_deref() {
         Some(r @ (ROLE_OWNER | ROLE_ADMIN | ROLE_MEMBER)) => r.to_owned(),
         _ => {
-            return Err(msg(
+            return Err(ApiError::message(
                 StatusCode::BAD_REQUEST,
-                "invalid_role",
+                ErrorCode::InvalidInput,
                 "Valid role is required",
             ))
         }
@@ -543,9 +547,9 @@ async fn change_role(
             store::lock_group(&mut conn, &id).await?;
             let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
             if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
-                    "owner_only",
+                    ErrorCode::Forbidden,
                     "Only team owner can change roles",
                 )
                 .into());
@@ -554,9 +558,9 @@ async fn change_role(
                 store::member(&mut conn, &id, &target)
                     .await?
                     .ok_or_else(|| {
-                        msg(
+                        ApiError::message(
                             StatusCode::NOT_FOUND,
-                            "member_not_found",
+                            ErrorCode::NotFound,
                             "Member not found",
                         )
                     })?;
