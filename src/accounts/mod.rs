@@ -4,7 +4,6 @@ pub mod files;
 pub mod organizations;
 pub mod projects;
 pub mod teams;
-mod tx;
 pub mod users;
 
 use actix_web::web;

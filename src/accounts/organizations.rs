@@ -8,13 +8,12 @@ use serde_json::json;
 use super::teams::model::{
     GroupRow, OrgSummary, KIND_ORGANIZATION, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, ROLE_ADMIN,
 };
-use super::teams::{
-    create_group, description_field, description_update, name_too_long, required_name, store,
-    text_field, GroupBody,
-};
+use super::teams::{create_group, store, GroupBody};
 use crate::db::{now, Conn, DbError};
-use crate::error::{db_fail, TxError};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::input::{
+    description_field, description_update, name_too_long, required_name, text_field,
+};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};

@@ -7,7 +7,6 @@ use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::login::MAX_NAME_CHARS;
 use crate::auth::model::{PublicUser, UserRow, UserSummary};
 use crate::auth::password::{self, SCHEME_ARGON2};
 use crate::auth::session::hash_token;
@@ -15,6 +14,7 @@ use crate::auth::store;
 use crate::db::schema::users;
 use crate::db::{like_contains, lower, Json, LIKE_ESCAPE};
 use crate::error::{ApiError, ErrorCode};
+use crate::input::{field_error, MAX_USER_NAME_CHARS};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::PageQuery;
@@ -34,10 +34,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(admin_update))
             .route(web::delete().to(admin_delete)),
     );
-}
-
-fn field_error(text: &str, field: &str) -> ApiError {
-    crate::auth::login::field_error(text, field)
 }
 
 fn user_not_found() -> ApiError {
@@ -101,7 +97,7 @@ fn validate_profile(body: ProfileBody) -> Result<ProfileChanges, ApiError> {
     let mut changes = ProfileChanges::default();
     if let Some(name) = body.name {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
             return Err(field_error("Name must be 1 to 255 characters long", "name"));
         }
         changes.name = Some(name.to_owned());
@@ -425,7 +421,7 @@ async fn admin_update(
     let mut changes = AdminChanges::default();
     if let Some(name) = body.name {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
             return Err(field_error("Name must be 1 to 255 characters long", "name"));
         }
         changes.name = Some(name.to_owned());

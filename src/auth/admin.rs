@@ -1,10 +1,11 @@
 //! `flux user create-admin`: the only way to make an admin (public signup refuses `admin`).
 
-use crate::auth::model::{is_email, normalize_email, NewUser, UserRow};
+use crate::auth::model::{NewUser, UserRow};
 use crate::auth::password::{self, Passwords, SCHEME_ARGON2};
 use crate::auth::store;
 use crate::config::Settings;
 use crate::db::{Db, DbError, DbOptions};
+use crate::input::{is_email, normalize_email};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateAdminError {

@@ -6,28 +6,18 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::lockout;
-use crate::auth::model::{is_email, normalize_email, NewUser, PublicUser};
+use crate::auth::model::{NewUser, PublicUser};
 use crate::auth::password::{self, Verdict, SCHEME_ARGON2};
 use crate::auth::session::{self, hash_token};
 use crate::auth::store;
 use crate::db::DbError;
 use crate::error::{ApiError, ErrorCode};
+use crate::input::{field_error, is_email, normalize_email, MAX_USER_NAME_CHARS};
 use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::identity::{bearer_token, AuthUser};
 
-pub const MAX_NAME_CHARS: usize = 255;
 const LOGIN_FAILED: &str = "Invalid email or password";
-
-/// A validator failure: `{"error", "field"}` as the legacy validators, plus `message` with the same
-/// text so the frontend can show it (CONTRACT §13 #12).
-pub fn field_error(text: &str, field: &str) -> ApiError {
-    ApiError::with_body(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::InvalidInput,
-        json!({ "error": text, "field": field, "message": text }),
-    )
-}
 
 pub async fn csrf_token(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let token = req
@@ -81,7 +71,7 @@ pub async fn signup(
             "All fields are required",
         ));
     }
-    if name.chars().count() > MAX_NAME_CHARS {
+    if name.chars().count() > MAX_USER_NAME_CHARS {
         return Err(field_error(
             "Name must be at most 255 characters long",
             "name",
@@ -375,7 +365,7 @@ pub async fn google(
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| email.split('@').next().unwrap_or_default())
             .chars()
-            .take(MAX_NAME_CHARS)
+            .take(MAX_USER_NAME_CHARS)
             .collect();
         let mut new = NewUser::new(email, name, "client");
         new.google_sub = Some(claims.sub.clone());

@@ -30,8 +30,7 @@ use self::sniff::is_inline_image;
 use self::storage::{is_stored_name, BlobStore, LocalDisk};
 use self::store::FileRow;
 use crate::db::{now, Json, Timestamp};
-use crate::error::{db_fail, TxError};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::state::AppState;
 use crate::web::identity::{bearer_token, AuthUser};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -352,7 +351,7 @@ async fn update(
         .is_some_and(|d| d.contains('\0'))
         || body.tags.iter().flatten().any(|t| t.contains('\0'));
     if nul {
-        return Err(super::teams::nul_text());
+        return Err(crate::input::nul_text());
     }
     if let Some(d) = &body.description {
         if d.chars().count() > MAX_DESCRIPTION_CHARS {

@@ -13,12 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::store::{ProjectMemberRow, ProjectRow};
-use super::teams::{
+use crate::db::{now, Conn, DbError, Timestamp};
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::input::{
     description_field, description_update, name_too_long, required_name, text_field,
 };
-use crate::db::{now, Conn, DbError, Timestamp};
-use crate::error::{db_fail, TxError};
-use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};

@@ -3,11 +3,11 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::accounts::tx::usable_id;
 use crate::db::schema::{
     conversation_participants, conversations, group_members, project_members, projects,
 };
 use crate::db::{Conn, DbError, Timestamp};
+use crate::input::usable_id;
 use crate::web::paging::Page;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

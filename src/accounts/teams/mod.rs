@@ -15,11 +15,14 @@ use serde_json::json;
 
 use self::model::{
     team_view, GroupRow, InviteRow, MemberRow, Team, TeamMember, KIND_TEAM, MAX_DESCRIPTION_CHARS,
-    MAX_EMAIL_CHARS, MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
+    MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
 };
 use crate::db::{now, Conn};
-use crate::error::{db_fail, TxError};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::input::{
+    description_field, description_update, name_too_long, plausible_email, required_name,
+    text_field,
+};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -56,78 +59,6 @@ fn last_owner() -> ApiError {
         ErrorCode::Protected,
         "A team must keep at least one owner",
     )
-}
-
-/// Text fields may not carry NUL bytes (PostgreSQL cannot store them).
-pub(crate) fn nul_text() -> ApiError {
-    ApiError::message(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::InvalidInput,
-        "Text must not contain NUL characters",
-    )
-}
-
-/// Trimmed text, `None` when empty; 400 with `too_long` when over `max` characters.
-pub(crate) fn text_field(
-    value: Option<&str>,
-    max: usize,
-    too_long: &str,
-) -> Result<Option<String>, ApiError> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if v.chars().count() > max {
-        return Err(ApiError::message(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidInput,
-            too_long,
-        ));
-    }
-    if v.contains('\0') {
-        return Err(nul_text());
-    }
-    Ok(Some(v.to_owned()))
-}
-
-/// A name the route requires: `{what} name is required` when missing or blank.
-pub(crate) fn required_name(
-    value: Option<&str>,
-    max: usize,
-    what: &str,
-) -> Result<String, ApiError> {
-    text_field(value, max, &name_too_long(what, max))?.ok_or_else(|| {
-        ApiError::message(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MissingField,
-            &format!("{what} name is required"),
-        )
-    })
-}
-
-/// A description on create: trimmed, `None` when blank.
-pub(crate) fn description_field(
-    value: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
-    text_field(value, max, &description_too_long(max))
-}
-
-/// A description on update: absent keeps the old one, an empty string clears it (CONTRACT §6).
-pub(crate) fn description_update(
-    value: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
-    value
-        .map(|d| description_field(Some(d), max).map(Option::unwrap_or_default))
-        .transpose()
-}
-
-pub(crate) fn name_too_long(what: &str, max: usize) -> String {
-    format!("{what} name must be at most {max} characters")
-}
-
-pub(crate) fn description_too_long(max: usize) -> String {
-    format!("Description must be at most {max} characters")
 }
 
 /// A team with its members and invites, as `viewer` may see it.
@@ -322,18 +253,6 @@ struct InviteBody {
     role: Option<String>,
 }
 
-/// Trimmed, lower-cased, plausibly an address (one `@` with text on both sides, no spaces).
-pub(crate) fn normalize_email(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
-    let (local, domain) = email.split_once('@')?;
-    let plausible = !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.chars().count() <= MAX_EMAIL_CHARS;
-    plausible.then_some(email)
-}
-
 async fn invite(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -349,7 +268,7 @@ async fn invite(
             "Email is required",
         ));
     }
-    let email = normalize_email(raw).ok_or_else(|| {
+    let email = plausible_email(raw).ok_or_else(|| {
         ApiError::message(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidInput,

@@ -17,7 +17,6 @@ pub const ROLE_MEMBER: &str = "member";
 /// Longest team or organization name (the column's CHECK).
 pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-pub const MAX_EMAIL_CHARS: usize = 254;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = groups)]

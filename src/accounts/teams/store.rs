@@ -4,9 +4,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::model::{GroupRow, InviteRow, MemberRow, ROLE_OWNER};
-use crate::accounts::tx::usable_id;
 use crate::db::schema::{group_invites, group_members, groups, users};
 use crate::db::{Conn, DbError, Timestamp};
+use crate::input::usable_id;
 use crate::web::paging::Page;
 
 pub async fn group(conn: &mut Conn<'_>, id: &str) -> Result<Option<GroupRow>, DbError> {
