@@ -15,7 +15,7 @@ use crate::auth::token::TokenKeys;
 use crate::cli::Target;
 use crate::cluster::{Cluster, Io};
 use crate::config::Settings;
-use crate::db::{Db, DbOptions};
+use crate::db::{Db, DbOptions, Schema};
 use crate::messaging::socket::SocketState;
 use crate::state::{AppState, Listener};
 use crate::topology::{self, ListenerKind, ModuleState, Modules};
@@ -50,19 +50,14 @@ impl Server {
     pub async fn start(target: Target, settings: Settings) -> anyhow::Result<Server> {
         crate::features::ensure(target)?;
         let settings = Arc::new(settings);
-        let db = Db::connect(&DbOptions {
-            url: settings.database.url.clone(),
-            max_connections: settings.database.max_connections,
-            busy_timeout: Duration::from_millis(settings.database.busy_timeout_ms),
-            acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                crate::config::redact_url(&settings.database.url)
-            )
-        })?;
+        let db = Db::connect(&DbOptions::from(&settings.database))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::config::redact_url(&settings.database.url)
+                )
+            })?;
 
         let cluster = Cluster::connect(&settings)?;
         let state = AppState {
@@ -402,27 +397,11 @@ async fn prepare(state: AppState) {
     tracing::info!(target = ?state.target, "ready");
 }
 
-async fn prepare_once(settings: &Settings) -> anyhow::Result<()> {
-    let url = &settings.database.url;
-    if settings.migrates_on_start() {
-        let applied = crate::db::migrate::run(url).await?;
-        for version in applied {
-            tracing::info!(%version, "migration applied");
-        }
-        return Ok(());
-    }
-    let pending: Vec<_> = crate::db::migrate::status(url)
-        .await?
-        .into_iter()
-        .filter(|m| !m.applied)
-        .map(|m| m.name)
-        .collect();
-    if !pending.is_empty() {
-        anyhow::bail!(
-            "the database schema is behind ({} pending: {}); run `flux migrate run`",
-            pending.len(),
-            pending.join(", ")
-        );
+async fn prepare_once(settings: &Settings) -> Result<(), crate::db::DbError> {
+    let applied =
+        crate::db::migrate::prepare(&settings.database.url, Schema::on_start(settings)).await?;
+    for version in applied {
+        tracing::info!(%version, "migration applied");
     }
     Ok(())
 }
