@@ -8,7 +8,7 @@ use serde_json::json;
 use super::teams::model::{
     GroupRow, OrgSummary, KIND_ORGANIZATION, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, ROLE_ADMIN,
 };
-use super::teams::{create_group, store, GroupBody};
+use super::teams::{create_group, store, team_member, GroupBody};
 use crate::db::{now, Conn, DbError};
 use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::input::{
@@ -133,7 +133,7 @@ async fn update(
             let group = store::group(&mut conn, &id)
                 .await?
                 .ok_or_else(org_not_found)?;
-            let member = store::member(&mut conn, &id, &user_id).await?;
+            let member = team_member(&mut conn, &id, &user_id).await?;
             let Some(member) = member.filter(|m| group.can_manage(m)) else {
                 return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
@@ -174,7 +174,7 @@ async fn delete(
             let group = store::group(&mut conn, &id)
                 .await?
                 .ok_or_else(org_not_found)?;
-            let member = store::member(&mut conn, &id, &user_id).await?;
+            let member = team_member(&mut conn, &id, &user_id).await?;
             if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
                 return Err(ApiError::message(
                     StatusCode::FORBIDDEN,

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use super::protocol;
 use super::room::{Identity, JoinError, Mode, Out, Reject, Room};
 use super::{store, CollabStats};
+use crate::membership::{self, Scope};
 use crate::state::{AppState, Listener};
 
 /// Longest room name (bytes of the path, without the leading `/`).
@@ -104,7 +105,7 @@ async fn authorize(
         let (project, user) = (project.to_string(), claims.id);
         let role = collab
             .runtime
-            .spawn(async move { store::project_role(&db, &project, &user).await })
+            .spawn(async move { membership::role(&db, Scope::Project(&project), &user).await })
             .await;
         match role {
             Ok(Ok(Some(role))) => identity.read_only = READ_ONLY_ROLES.contains(&role.as_str()),

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::membership::{self, Scope};
+
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
@@ -16,8 +18,8 @@ use super::model::{
     NewNotificationRow, NotificationRow,
 };
 use crate::db::schema::{
-    conversation_participants as cp, conversations, dm_receipts, group_members, groups,
-    message_reactions, messages, notifications, project_members, projects, users,
+    conversation_participants as cp, conversations, dm_receipts, message_reactions, messages,
+    notifications, users,
 };
 use crate::db::{like_contains, lower, now, Db, DbError, Json, PooledConn, Timestamp, LIKE_ESCAPE};
 
@@ -47,49 +49,13 @@ pub async fn conversation(
     })?)
 }
 
-async fn is_member(
-    conn: &mut PooledConn,
-    user: &str,
-    conv: &ConversationRow,
-) -> Result<bool, DbError> {
-    let n: i64 = if let Some(group) = &conv.group_id {
-        crate::db!(conn, |c| {
-            group_members::table
-                .filter(group_members::group_id.eq(group))
-                .filter(group_members::user_id.eq(user))
-                .count()
-                .get_result(c)
-                .await
-        })?
-    } else if let Some(project) = &conv.project_id {
-        crate::db!(conn, |c| {
-            project_members::table
-                .filter(project_members::project_id.eq(project))
-                .filter(project_members::user_id.eq(user))
-                .count()
-                .get_result(c)
-                .await
-        })?
-    } else {
-        crate::db!(conn, |c| {
-            cp::table
-                .filter(cp::conversation_id.eq(&conv.id))
-                .filter(cp::user_id.eq(user))
-                .count()
-                .get_result(c)
-                .await
-        })?
-    };
-    Ok(n > 0)
-}
-
 /// May `user` use conversation `id`?
 pub async fn access(db: &Db, user: &str, id: &str) -> Result<Access, DbError> {
     let mut conn = db.get_read().await?;
     let Some(conv) = conversation(&mut conn, id).await? else {
         return Ok(Access::NotFound);
     };
-    if is_member(&mut conn, user, &conv).await? {
+    if membership::is_member(&mut conn.as_conn(), conv.scope(), user).await? {
         Ok(Access::Allowed(Box::new(conv)))
     } else {
         Ok(Access::Denied)
@@ -99,151 +65,13 @@ pub async fn access(db: &Db, user: &str, id: &str) -> Result<Access, DbError> {
 /// Who may use a conversation (for mention filtering and presence scoping).
 pub async fn members(db: &Db, conv: &ConversationRow) -> Result<Vec<String>, DbError> {
     let mut conn = db.get_read().await?;
-    let ids: Vec<String> = if let Some(group) = &conv.group_id {
-        crate::db!(conn, |c| {
-            group_members::table
-                .filter(group_members::group_id.eq(group))
-                .select(group_members::user_id)
-                .load(c)
-                .await
-        })?
-    } else if let Some(project) = &conv.project_id {
-        crate::db!(conn, |c| {
-            project_members::table
-                .filter(project_members::project_id.eq(project))
-                .select(project_members::user_id)
-                .load(c)
-                .await
-        })?
-    } else {
-        crate::db!(conn, |c| {
-            cp::table
-                .filter(cp::conversation_id.eq(&conv.id))
-                .select(cp::user_id)
-                .load(c)
-                .await
-        })?
-    };
-    Ok(ids)
-}
-
-/// Ids of every conversation `user` may use.
-pub async fn accessible_ids(conn: &mut PooledConn, user: &str) -> Result<Vec<String>, DbError> {
-    let mut ids: Vec<String> = crate::db!(conn, |c| {
-        cp::table
-            .inner_join(conversations::table)
-            .filter(cp::user_id.eq(user))
-            .filter(conversations::group_id.is_null())
-            .filter(conversations::project_id.is_null())
-            .select(conversations::id)
-            .load(c)
-            .await
-    })?;
-    let group_ids: Vec<String> = crate::db!(conn, |c| {
-        group_members::table
-            .filter(group_members::user_id.eq(user))
-            .select(group_members::group_id)
-            .load(c)
-            .await
-    })?;
-    if !group_ids.is_empty() {
-        let more: Vec<String> = crate::db!(conn, |c| {
-            conversations::table
-                .filter(conversations::group_id.eq_any(&group_ids))
-                .select(conversations::id)
-                .load(c)
-                .await
-        })?;
-        ids.extend(more);
-    }
-    let project_ids: Vec<String> = crate::db!(conn, |c| {
-        project_members::table
-            .filter(project_members::user_id.eq(user))
-            .select(project_members::project_id)
-            .load(c)
-            .await
-    })?;
-    if !project_ids.is_empty() {
-        let more: Vec<String> = crate::db!(conn, |c| {
-            conversations::table
-                .filter(conversations::project_id.eq_any(&project_ids))
-                .filter(conversations::group_id.is_null())
-                .select(conversations::id)
-                .load(c)
-                .await
-        })?;
-        ids.extend(more);
-    }
-    Ok(ids)
+    membership::members(&mut conn.as_conn(), conv.scope()).await
 }
 
 /// Everyone who shares at least one conversation with `user` (presence is scoped to them).
 pub async fn co_members(db: &Db, user: &str) -> Result<Vec<String>, DbError> {
     let mut conn = db.get_read().await?;
-    let ids = accessible_ids(&mut conn, user).await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let convs: Vec<(String, Option<String>, Option<String>)> = crate::db!(conn, |c| {
-        conversations::table
-            .filter(conversations::id.eq_any(&ids))
-            .select((
-                conversations::id,
-                conversations::group_id,
-                conversations::project_id,
-            ))
-            .load(c)
-            .await
-    })?;
-    let mut group_ids = BTreeSet::new();
-    let mut project_ids = BTreeSet::new();
-    let mut plain = Vec::new();
-    for (id, group, project) in convs {
-        match (group, project) {
-            (Some(g), _) => {
-                group_ids.insert(g);
-            }
-            (None, Some(p)) => {
-                project_ids.insert(p);
-            }
-            (None, None) => plain.push(id),
-        }
-    }
-    let group_ids: Vec<String> = group_ids.into_iter().collect();
-    let project_ids: Vec<String> = project_ids.into_iter().collect();
-    let mut out = BTreeSet::new();
-    if !group_ids.is_empty() {
-        let v: Vec<String> = crate::db!(conn, |c| {
-            group_members::table
-                .filter(group_members::group_id.eq_any(&group_ids))
-                .select(group_members::user_id)
-                .load(c)
-                .await
-        })?;
-        out.extend(v);
-    }
-    if !project_ids.is_empty() {
-        let v: Vec<String> = crate::db!(conn, |c| {
-            project_members::table
-                .filter(project_members::project_id.eq_any(&project_ids))
-                .select(project_members::user_id)
-                .load(c)
-                .await
-        })?;
-        out.extend(v);
-    }
-    if !plain.is_empty() {
-        let v: Vec<String> = crate::db!(conn, |c| {
-            cp::table
-                .filter(cp::conversation_id.eq_any(&plain))
-                .select(cp::user_id)
-                .load(c)
-                .await
-        })?;
-        out.extend(v);
-    }
-    out.remove(user);
-    Ok(out.into_iter().collect())
+    membership::co_members(&mut conn.as_conn(), user).await
 }
 
 /// An active user, as a message author.
@@ -756,7 +584,7 @@ pub async fn list_conversations(
     offset: i64,
 ) -> Result<Vec<(ConversationRow, ConversationStats)>, DbError> {
     let mut conn = db.get_read().await?;
-    let ids = accessible_ids(&mut conn, user).await?;
+    let ids = membership::conversations_of_user(&mut conn.as_conn(), user).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -889,46 +717,14 @@ pub async fn create_channel(
 ) -> Result<ChannelCreate, DbError> {
     let creator = creator.to_owned();
     db.transaction(async move |mut conn| {
-        let (exists, member): (i64, i64) = match &owner {
-            ChannelOwner::Team(g) => (
-                crate::db!(conn, |c| {
-                    groups::table
-                        .filter(groups::id.eq(g))
-                        .count()
-                        .get_result(c)
-                        .await
-                })?,
-                crate::db!(conn, |c| {
-                    group_members::table
-                        .filter(group_members::group_id.eq(g))
-                        .filter(group_members::user_id.eq(&creator))
-                        .count()
-                        .get_result(c)
-                        .await
-                })?,
-            ),
-            ChannelOwner::Project(p) => (
-                crate::db!(conn, |c| {
-                    projects::table
-                        .filter(projects::id.eq(p))
-                        .count()
-                        .get_result(c)
-                        .await
-                })?,
-                crate::db!(conn, |c| {
-                    project_members::table
-                        .filter(project_members::project_id.eq(p))
-                        .filter(project_members::user_id.eq(&creator))
-                        .count()
-                        .get_result(c)
-                        .await
-                })?,
-            ),
+        let scope = match &owner {
+            ChannelOwner::Team(g) => Scope::Team(g),
+            ChannelOwner::Project(p) => Scope::Project(p),
         };
-        if exists == 0 {
+        if !membership::exists(&mut conn, scope).await? {
             return Ok(ChannelCreate::OwnerNotFound);
         }
-        if member == 0 {
+        if !membership::is_member(&mut conn, scope, &creator).await? {
             return Ok(ChannelCreate::NotMember);
         }
         let at = now();
@@ -974,27 +770,16 @@ pub async fn team_channels(db: &Db, team: &str) -> Result<Vec<ConversationRow>, 
     })?)
 }
 
+/// `None` when the team does not exist, else whether `user` belongs to it.
 pub async fn is_team_member(db: &Db, team: &str, user: &str) -> Result<Option<bool>, DbError> {
     let mut conn = db.get_read().await?;
-    let exists: i64 = crate::db!(conn, |c| {
-        groups::table
-            .filter(groups::id.eq(team))
-            .count()
-            .get_result(c)
-            .await
-    })?;
-    if exists == 0 {
+    let mut conn = conn.as_conn();
+    if !membership::exists(&mut conn, Scope::Team(team)).await? {
         return Ok(None);
     }
-    let member: i64 = crate::db!(conn, |c| {
-        group_members::table
-            .filter(group_members::group_id.eq(team))
-            .filter(group_members::user_id.eq(user))
-            .count()
-            .get_result(c)
-            .await
-    })?;
-    Ok(Some(member > 0))
+    Ok(Some(
+        membership::is_member(&mut conn, Scope::Team(team), user).await?,
+    ))
 }
 
 /// Full-text-ish search over the conversations the caller may use (newest first).
@@ -1007,7 +792,7 @@ pub async fn search(
     offset: i64,
 ) -> Result<(Vec<MessageRow>, HashMap<String, Option<String>>), DbError> {
     let mut conn = db.get_read().await?;
-    let mut ids = accessible_ids(&mut conn, user).await?;
+    let mut ids = membership::conversations_of_user(&mut conn.as_conn(), user).await?;
     if let Some(only) = only {
         ids.retain(|id| id == only);
     }
@@ -1230,34 +1015,4 @@ pub async fn notification_exists(db: &Db, user: &str, id: &str) -> Result<bool, 
             .await
     })?;
     Ok(n > 0)
-}
-
-/// Conversations that belong to a team or a project: what a member loses on leaving it (pass the
-/// result to [`super::rooms::evict`] so their open sockets stop receiving those rooms).
-pub async fn owned_conversation_ids(
-    db: &Db,
-    group_id: Option<&str>,
-    project_id: Option<&str>,
-) -> Result<Vec<String>, DbError> {
-    let mut conn = db.get_read().await?;
-    let mut ids: Vec<String> = Vec::new();
-    if let Some(g) = group_id {
-        ids.extend(crate::db!(conn, |c| {
-            conversations::table
-                .filter(conversations::group_id.eq(g))
-                .select(conversations::id)
-                .load::<String>(c)
-                .await
-        })?);
-    }
-    if let Some(p) = project_id {
-        ids.extend(crate::db!(conn, |c| {
-            conversations::table
-                .filter(conversations::project_id.eq(p))
-                .select(conversations::id)
-                .load::<String>(c)
-                .await
-        })?);
-    }
-    Ok(ids)
 }

@@ -31,6 +31,7 @@ use self::storage::{is_stored_name, BlobStore, LocalDisk};
 use self::store::FileRow;
 use crate::db::{now, Json, Timestamp};
 use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::membership::{self, Scope};
 use crate::state::AppState;
 use crate::web::identity::{bearer_token, AuthUser};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -199,10 +200,7 @@ async fn receive_and_record(
             .db
             .transaction(async move |mut conn| {
                 if let Some(project) = &project_id {
-                    if super::projects::store::project(&mut conn, project)
-                        .await?
-                        .is_none()
-                    {
+                    if !membership::exists(&mut conn, Scope::Project(project)).await? {
                         return Err(ApiError::message(
                             StatusCode::NOT_FOUND,
                             ErrorCode::NotFound,
@@ -210,7 +208,7 @@ async fn receive_and_record(
                         )
                         .into());
                     }
-                    if !super::projects::is_member(&mut conn, project, &user_id).await? {
+                    if !membership::is_member(&mut conn, Scope::Project(project), &user_id).await? {
                         return Err(ApiError::message(
                             StatusCode::FORBIDDEN,
                             ErrorCode::Forbidden,
@@ -475,9 +473,11 @@ async fn download(
         let allowed = match (&caller, &row.project_id) {
             (None, _) => false,
             (Some(id), _) if *id == row.owner_id => true,
-            (Some(id), Some(project)) => super::projects::is_member(&mut conn, project, id)
-                .await
-                .map_err(db_fail(fail))?,
+            (Some(id), Some(project)) => {
+                membership::is_member(&mut conn, Scope::Project(project), id)
+                    .await
+                    .map_err(db_fail(fail))?
+            }
             (Some(_), None) => false,
         };
         // The same 404 as a missing file: a private file's existence is not disclosed.

@@ -18,6 +18,7 @@ use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::input::{
     description_field, description_update, name_too_long, required_name, text_field,
 };
+use crate::membership::{self, Scope};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -187,7 +188,7 @@ async fn create(
         .transaction(async move |mut conn| {
             // A project may sit in a team only if its creator belongs to that team.
             if let Some(team) = &row.group_id {
-                if super::teams::store::group(&mut conn, team).await?.is_none() {
+                if !membership::exists(&mut conn, Scope::Team(team)).await? {
                     return Err(ApiError::message(
                         StatusCode::NOT_FOUND,
                         ErrorCode::NotFound,
@@ -195,10 +196,7 @@ async fn create(
                     )
                     .into());
                 }
-                if super::teams::store::member(&mut conn, team, &owner.user_id)
-                    .await?
-                    .is_none()
-                {
+                if !membership::is_member(&mut conn, Scope::Team(team), &owner.user_id).await? {
                     return Err(access_denied().into());
                 }
             }
@@ -250,7 +248,10 @@ async fn project_for_member(
     let row = store::project(conn, id)
         .await?
         .ok_or_else(project_not_found)?;
-    let member = store::member(conn, id, user_id).await?.ok_or_else(denied)?;
+    let member = membership::member(conn, Scope::Project(id), user_id)
+        .await?
+        .map(|m| ProjectMemberRow::of(id, m))
+        .ok_or_else(denied)?;
     Ok((row, member))
 }
 
@@ -356,19 +357,17 @@ async fn link_channel(
         .transaction(async move |mut conn| {
             let (mut row, _) = project_for_member(&mut conn, &id, &user_id, access_denied).await?;
             // The original linked any id (CONTRACT §14.2): the channel must exist and be the caller's.
-            if store::conversation_name(&mut conn, &channel_id)
-                .await?
-                .is_none()
-            {
-                return Err(ApiError::message(
-                    StatusCode::NOT_FOUND,
-                    ErrorCode::NotFound,
-                    "Channel not found",
-                )
-                .into());
-            }
-            if !store::can_use_conversation(&mut conn, &channel_id, &user_id).await? {
-                return Err(access_denied().into());
+            match membership::conversation_access(&mut conn, &channel_id, &user_id).await? {
+                membership::Access::Allowed(_) => {}
+                membership::Access::Denied => return Err(access_denied().into()),
+                membership::Access::NotFound => {
+                    return Err(ApiError::message(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "Channel not found",
+                    )
+                    .into())
+                }
             }
             let at = now();
             row.channel_id = Some(channel_id);
@@ -398,10 +397,10 @@ async fn channel(
     // `channel` is additive: useProjectChannel reads `data.channel` (CONTRACT §13 #5).
     let channel = match &metadata {
         Some(m) => {
-            let name = store::conversation_name(&mut conn, &m.channel_id)
+            let name = membership::conversation(&mut conn, &m.channel_id)
                 .await
                 .map_err(db_fail(fail))?
-                .flatten();
+                .and_then(|c| c.name);
             json!({
                 "id": m.channel_id,
                 "name": name,
@@ -417,13 +416,4 @@ async fn channel(
         "hasChannel": metadata.is_some(),
         "channel": channel,
     })))
-}
-
-/// Whether `user_id` belongs to the project (files of a project are readable by its members).
-pub(crate) async fn is_member(
-    conn: &mut Conn<'_>,
-    project_id: &str,
-    user_id: &str,
-) -> Result<bool, DbError> {
-    Ok(store::member(conn, project_id, user_id).await?.is_some())
 }

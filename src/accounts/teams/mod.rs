@@ -23,6 +23,7 @@ use crate::input::{
     description_field, description_update, name_too_long, plausible_email, required_name,
     text_field,
 };
+use crate::membership::{self, Scope};
 use crate::state::AppState;
 use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
@@ -171,6 +172,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "teams": teams })))
 }
 
+/// `user_id`'s membership of team `id` (decided by [`crate::membership`]).
+pub(crate) async fn team_member(
+    conn: &mut Conn<'_>,
+    id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRow>, crate::db::DbError> {
+    Ok(membership::member(conn, Scope::Team(id), user_id)
+        .await?
+        .map(|m| MemberRow::of(id, m)))
+}
+
 /// The group and the caller's membership, or the route's 404.
 async fn group_and_member(
     conn: &mut Conn<'_>,
@@ -178,7 +190,7 @@ async fn group_and_member(
     user_id: &str,
 ) -> Result<(GroupRow, Option<MemberRow>), TxError> {
     let group = store::group(conn, id).await?.ok_or_else(team_not_found)?;
-    let member = store::member(conn, id, user_id).await?;
+    let member = team_member(conn, id, user_id).await?;
     Ok((group, member))
 }
 
@@ -297,7 +309,7 @@ async fn invite(
                 return Err(permission_denied().into());
             }
             if let Some(invitee) = store::user_id_by_email(&mut conn, &email).await? {
-                if store::member(&mut conn, &id, &invitee).await?.is_some() {
+                if team_member(&mut conn, &id, &invitee).await?.is_some() {
                     return Err(ApiError::message(
                         StatusCode::BAD_REQUEST,
                         ErrorCode::AlreadyMember,
@@ -402,15 +414,13 @@ async fn remove_member(
             if member.is_none() || !allowed {
                 return Err(permission_denied().into());
             }
-            let target_member = store::member(&mut conn, &id, &target)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::message(
-                        StatusCode::NOT_FOUND,
-                        ErrorCode::NotFound,
-                        "Member not found",
-                    )
-                })?;
+            let target_member = team_member(&mut conn, &id, &target).await?.ok_or_else(|| {
+                ApiError::message(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::NotFound,
+                    "Member not found",
+                )
+            })?;
             if group.is_owner_equivalent(&target_member) {
                 if !is_self {
                     return Err(ApiError::message(
@@ -431,7 +441,9 @@ async fn remove_member(
         .map_err(|e| e.into_api("Error removing member"))?;
     // Losing the team revokes its channels: sockets already in their rooms leave them now.
     if let Some(io) = listener.io.as_ref() {
-        crate::messaging::rooms::evict_from_owner(&state.db, io, &removed, Some(&group_id), None)
+        use crate::membership::Departures;
+        crate::messaging::rooms::RoomEvictions::new(state.db.clone(), io.clone())
+            .left(&removed, crate::membership::Scope::Team(&group_id))
             .await;
     }
     Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
@@ -474,15 +486,13 @@ async fn change_role(
                 .into());
             }
             let mut target_member =
-                store::member(&mut conn, &id, &target)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::message(
-                            StatusCode::NOT_FOUND,
-                            ErrorCode::NotFound,
-                            "Member not found",
-                        )
-                    })?;
+                team_member(&mut conn, &id, &target).await?.ok_or_else(|| {
+                    ApiError::message(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "Member not found",
+                    )
+                })?;
             let was_owner = group.is_owner_equivalent(&target_member);
             target_member.role = role.clone();
             let stays_owner = group.is_owner_equivalent(&target_member);

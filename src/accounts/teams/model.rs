@@ -52,6 +52,18 @@ pub struct InviteRow {
     pub responded_at: Option<Timestamp>,
 }
 
+impl MemberRow {
+    /// A team membership as [`crate::membership`] found it.
+    pub fn of(group_id: &str, m: crate::membership::Member) -> MemberRow {
+        MemberRow {
+            group_id: group_id.to_owned(),
+            user_id: m.user_id,
+            role: m.role,
+            joined_at: m.joined_at,
+        }
+    }
+}
+
 impl GroupRow {
     /// Owner, or the creator of an organization: the original made organization creators `admin`,
     /// which left nobody able to change roles (CONTRACT §14.2), so that admin counts as an owner.

@@ -39,24 +39,6 @@ pub async fn lock_group(conn: &mut Conn<'_>, id: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-pub async fn member(
-    conn: &mut Conn<'_>,
-    group_id: &str,
-    user_id: &str,
-) -> Result<Option<MemberRow>, DbError> {
-    if !usable_id(group_id) || !usable_id(user_id) {
-        return Ok(None);
-    }
-    Ok(crate::db!(conn, |c| {
-        group_members::table
-            .find((group_id, user_id))
-            .select(MemberRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?)
-}
-
 /// Members of each group, oldest first.
 pub async fn members_of(
     conn: &mut Conn<'_>,
