@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 
 use super::model::{message_json, ConversationRow, MessageRow};
 use super::rooms;
-use super::store::{self, Access, Draft, ReactionChange};
+use super::store;
+use super::store::conversations::Access;
+use super::store::messages::Draft;
+use super::store::reactions::ReactionChange;
 use crate::db::{now, DbError};
 use crate::state::AppState;
 
@@ -71,7 +74,7 @@ pub async fn require(app: &AppState, caller: &Caller, id: &str) -> Result<Conver
     if !valid_id(id) {
         return Err(Fail::NoConversation);
     }
-    match store::access(&app.db, &caller.id, id)
+    match store::conversations::access(&app.db, &caller.id, id)
         .await
         .map_err(Fail::db("Failed to load conversation"))?
     {
@@ -91,7 +94,7 @@ pub async fn require_message(
     if !valid_id(id) {
         return Err(Fail::NoMessage(text));
     }
-    let Some(m) = store::message(&app.db, id)
+    let Some(m) = store::messages::live(&app.db, id)
         .await
         .map_err(Fail::db("Failed to load message"))?
     else {
@@ -107,7 +110,7 @@ pub async fn require_message(
 
 /// Messages as the canonical wire shape, with their authors.
 pub async fn wire(app: &AppState, rows: &[MessageRow]) -> Result<Vec<Value>, DbError> {
-    let authors = store::authors(&app.db, rows).await?;
+    let authors = store::messages::authors(&app.db, rows).await?;
     Ok(rows
         .iter()
         .map(|m| message_json(m, m.author_id.as_ref().and_then(|a| authors.get(a))))
@@ -169,7 +172,7 @@ pub async fn send(
     let members = if input.mentions.is_empty() {
         Vec::new()
     } else {
-        store::members(&app.db, &conv)
+        store::conversations::members(&app.db, &conv)
             .await
             .map_err(Fail::db(FAILED))?
     };
@@ -183,7 +186,7 @@ pub async fn send(
         }
     }
     let priority = priority(input.priority.as_deref());
-    let row = store::insert_message(
+    let row = store::messages::insert(
         &app.db,
         Draft {
             conversation_id: conv.id.clone(),
@@ -232,7 +235,7 @@ async fn notify_mentions(
             "conversationId": m.conversation_id,
             "mentionedBy": caller.id,
         });
-        if let Err(e) = store::insert_notification(
+        if let Err(e) = store::notifications::insert(
             &app.db,
             user,
             "mention",
@@ -277,7 +280,7 @@ pub async fn edit(
 ) -> Result<Value, Fail> {
     check_text(text)?;
     let (_, conv) = require_message(app, caller, message_id, EDIT_MISSING).await?;
-    let row = store::edit_message(&app.db, message_id, &caller.id, text)
+    let row = store::messages::edit(&app.db, message_id, &caller.id, text)
         .await
         .map_err(Fail::db("Failed to edit message"))?
         .ok_or(Fail::NoMessage(EDIT_MISSING))?;
@@ -298,7 +301,7 @@ pub async fn delete(
     message_id: &str,
 ) -> Result<String, Fail> {
     let (_, conv) = require_message(app, caller, message_id, EDIT_MISSING).await?;
-    let row = store::delete_message(&app.db, message_id, &caller.id)
+    let row = store::messages::delete(&app.db, message_id, &caller.id)
         .await
         .map_err(Fail::db("Failed to delete message"))?
         .ok_or(Fail::NoMessage(EDIT_MISSING))?;
@@ -331,10 +334,10 @@ pub async fn react(
         )));
     }
     let (m, conv) = require_message(app, caller, message_id, "Message not found").await?;
-    let added = store::change_reaction(&app.db, &m.id, &caller.id, reaction, change)
+    let added = store::reactions::change(&app.db, &m.id, &caller.id, reaction, change)
         .await
         .map_err(Fail::db(FAILED))?;
-    let reactions = store::reactions(&app.db, &m.id)
+    let reactions = store::reactions::list(&app.db, &m.id)
         .await
         .map_err(Fail::db(FAILED))?;
     let payload = json!({"messageId": m.id, "reactions": reactions});
@@ -364,7 +367,7 @@ pub async fn read(
 ) -> Result<(), Fail> {
     const FAILED: &str = "Failed to mark as read";
     let (m, conv) = require_message(app, caller, message_id, "Message not found").await?;
-    store::mark_read(&app.db, &conv.id, &caller.id, m.seq, Some(m.id.clone()))
+    store::reads::mark_read(&app.db, &conv.id, &caller.id, m.seq, Some(m.id.clone()))
         .await
         .map_err(Fail::db(FAILED))?;
     let Some(author) = m.author_id.as_deref().filter(|a| *a != caller.id) else {
@@ -373,7 +376,7 @@ pub async fn read(
     if conv.kind != "direct" {
         return Ok(());
     }
-    let Some(at) = store::dm_receipt(&app.db, &m.id, &caller.id)
+    let Some(at) = store::reads::dm_receipt(&app.db, &m.id, &caller.id)
         .await
         .map_err(Fail::db(FAILED))?
     else {
@@ -417,17 +420,17 @@ pub async fn direct(
     if recipient == caller.id {
         return Err(Fail::invalid("Cannot send a direct message to yourself"));
     }
-    if store::active_user(&app.db, recipient)
+    if store::messages::active_user(&app.db, recipient)
         .await
         .map_err(Fail::db(FAILED))?
         .is_none()
     {
         return Err(Fail::invalid("Recipient not found"));
     }
-    let conv = store::direct_conversation(&app.db, &caller.id, recipient)
+    let conv = store::conversations::direct(&app.db, &caller.id, recipient)
         .await
         .map_err(Fail::db(FAILED))?;
-    let row = store::insert_message(
+    let row = store::messages::insert(
         &app.db,
         Draft {
             conversation_id: conv.id.clone(),

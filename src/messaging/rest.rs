@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::chat::{self, Caller, Fail, SendInput};
 use super::model::{channel_json, conversation_json, notification_json};
 use super::rooms;
-use super::store::{self, ChannelCreate, ChannelOwner};
+use super::store;
+use super::store::conversations::{ChannelCreate, ChannelOwner};
 use crate::error::{db_fail, ApiError, ErrorCode};
 use crate::state::{AppState, Listener};
 use crate::web::identity::AuthUser;
@@ -118,7 +119,7 @@ async fn create_channel(
         ChannelOwner::Team(_) => "team",
         ChannelOwner::Project(_) => "project",
     };
-    match store::create_channel(&state.db, &user.id, name, description, owner)
+    match store::conversations::create_channel(&state.db, &user.id, name, description, owner)
         .await
         .map_err(db_fail("Failed to create channel"))?
     {
@@ -147,7 +148,7 @@ async fn team_channels(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let team = path.into_inner();
-    match store::is_team_member(&state.db, &team, &user.id)
+    match store::conversations::is_team_member(&state.db, &team, &user.id)
         .await
         .map_err(db_fail("Failed to fetch channels"))?
     {
@@ -158,7 +159,7 @@ async fn team_channels(
             "Not a member of this team",
         )),
         Some(true) => {
-            let rows = store::team_channels(&state.db, &team)
+            let rows = store::conversations::team_channels(&state.db, &team)
                 .await
                 .map_err(db_fail("Failed to fetch channels"))?;
             Ok(HttpResponse::Ok().json(rows.iter().map(channel_json).collect::<Vec<_>>()))
@@ -179,7 +180,7 @@ async fn list_conversations(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page.resolve(20);
-    let rows = store::list_conversations(
+    let rows = store::conversations::list(
         &state.db,
         &user.id,
         i64::from(page.limit),
@@ -243,19 +244,20 @@ async fn create_conversation(
                 "A direct conversation needs exactly one other participant",
             ));
         };
-        if store::active_user(&state.db, other)
+        if store::messages::active_user(&state.db, other)
             .await
             .map_err(db_fail("Failed to create conversation"))?
             .is_none()
         {
             return Err(ApiError::not_found("User not found"));
         }
-        store::direct_conversation(&state.db, &user.id, other).await
+        store::conversations::direct(&state.db, &user.id, other).await
     } else {
-        store::create_group_conversation(&state.db, &user.id, name, description, participants).await
+        store::conversations::create_group(&state.db, &user.id, name, description, participants)
+            .await
     }
     .map_err(db_fail("Failed to create conversation"))?;
-    let members = store::members(&state.db, &conv)
+    let members = store::conversations::members(&state.db, &conv)
         .await
         .map_err(db_fail("Failed to create conversation"))?;
     let stats = super::model::ConversationStats {
@@ -292,11 +294,11 @@ async fn conversation_messages(
                     "since must be a message sequence number",
                 )
             })?;
-            store::messages_since(&state.db, &conv.id, since.max(0), i64::from(page.limit))
+            store::messages::since(&state.db, &conv.id, since.max(0), i64::from(page.limit))
                 .await
                 .map_err(failed)?
         }
-        None => store::recent_messages(
+        None => store::messages::recent(
             &state.db,
             &conv.id,
             i64::from(page.limit),
@@ -305,7 +307,7 @@ async fn conversation_messages(
         .await
         .map_err(failed)?,
     };
-    let total = store::count_messages(&state.db, &conv.id)
+    let total = store::messages::count(&state.db, &conv.id)
         .await
         .map_err(failed)?;
     let messages = chat::wire(&state, &rows).await.map_err(failed)?;
@@ -458,11 +460,11 @@ async fn threads(
         .await
         .map_err(api)?;
     let limit = query.page.resolve(20).limit as usize;
-    let rows = store::threads(&state.db, &conv.id, limit)
+    let rows = store::messages::threads(&state.db, &conv.id, limit)
         .await
         .map_err(db_fail("Failed to fetch threads"))?;
     let roots: Vec<_> = rows.iter().map(|r| r.0.clone()).collect();
-    let authors = store::authors(&state.db, &roots)
+    let authors = store::messages::authors(&state.db, &roots)
         .await
         .map_err(db_fail("Failed to fetch threads"))?;
     let threads: Vec<Value> = rows
@@ -503,7 +505,7 @@ async fn thread(
         .map_err(api)?;
     let limit = query.page.resolve(50).limit as usize;
     let failed = db_fail("Failed to fetch thread");
-    let rows = store::thread(&state.db, root, limit)
+    let rows = store::messages::thread(&state.db, root, limit)
         .await
         .map_err(failed)?;
     let thread = chat::wire(&state, &rows).await.map_err(failed)?;
@@ -546,7 +548,7 @@ async fn mark_read(
                 .await
                 .map_err(api)?;
         }
-        None => store::mark_read(&state.db, &conv.id, &user.id, conv.last_seq, None)
+        None => store::reads::mark_read(&state.db, &conv.id, &user.id, conv.last_seq, None)
             .await
             .map_err(db_fail("Failed to mark as read"))?,
     }
@@ -582,7 +584,7 @@ async fn search(
     }
     let page = query.page.resolve(20);
     let failed = db_fail("Search failed");
-    let (rows, names) = store::search(
+    let (rows, names) = store::search::search(
         &state.db,
         &user.id,
         q,
@@ -669,7 +671,7 @@ async fn notifications(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page.resolve(20);
     let unread_only = matches!(query.unread.as_deref(), Some("true" | "1"));
-    let (rows, total) = store::list_notifications(
+    let (rows, total) = store::notifications::list(
         &state.db,
         &user.id,
         unread_only,
@@ -692,13 +694,13 @@ async fn read_notification(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let failed = db_fail("Failed to mark notification as read");
-    if !store::notification_exists(&state.db, &user.id, &id)
+    if !store::notifications::exists(&state.db, &user.id, &id)
         .await
         .map_err(failed)?
     {
         return Err(ApiError::not_found("Notification not found"));
     }
-    store::mark_notifications_read(&state.db, &user.id, Some(&id))
+    store::notifications::mark_read(&state.db, &user.id, Some(&id))
         .await
         .map_err(failed)?;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
@@ -708,7 +710,7 @@ async fn read_all_notifications(
     state: web::Data<AppState>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let n = store::mark_notifications_read(&state.db, &user.id, None)
+    let n = store::notifications::mark_read(&state.db, &user.id, None)
         .await
         .map_err(db_fail("Failed to mark notifications as read"))?;
     Ok(HttpResponse::Ok().json(json!({"success": true, "updated": n})))

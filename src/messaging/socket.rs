@@ -23,7 +23,8 @@ use socketioxide::handler::ConnectHandler;
 use super::chat::{self, Caller, Fail, SendInput};
 use super::presence::OFFLINE_GRACE;
 use super::rooms;
-use super::store::{self, ReactionChange};
+use super::store;
+use super::store::reactions::ReactionChange;
 use crate::auth::token::TokenKeys;
 use crate::db::now;
 
@@ -280,7 +281,7 @@ async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
 
 /// Tell everyone who shares a conversation with `user` that its presence changed.
 async fn announce(state: &SocketState, io: &Io, user: &str, status: &str) {
-    let peers = match store::co_members(&state.app.db, user).await {
+    let peers = match store::conversations::co_members(&state.app.db, user).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "presence peers unavailable");
@@ -509,8 +510,8 @@ async fn join(
     let conv = chat::require(&state.app, caller, id).await?;
     let since = since_arg(first.get("since"));
     let rows = match since {
-        Some(since) => store::messages_since(&state.app.db, &conv.id, since, SYNC_BATCH).await,
-        None => store::recent_messages(&state.app.db, &conv.id, JOIN_HISTORY, 0)
+        Some(since) => store::messages::since(&state.app.db, &conv.id, since, SYNC_BATCH).await,
+        None => store::messages::recent(&state.app.db, &conv.id, JOIN_HISTORY, 0)
             .await
             .map(|mut v| {
                 v.reverse();
@@ -555,7 +556,7 @@ async fn sync(s: &Socket, state: &SocketState, caller: &Caller, args: &Args) -> 
         .or_else(|| since_arg(args.0.get(1)))
         .unwrap_or(0);
     let conv = chat::require(&state.app, caller, id).await?;
-    let rows = store::messages_since(&state.app.db, &conv.id, since, SYNC_BATCH)
+    let rows = store::messages::since(&state.app.db, &conv.id, since, SYNC_BATCH)
         .await
         .map_err(Fail::db("Failed to load channel messages"))?;
     let messages = chat::wire(&state.app, &rows)
@@ -601,7 +602,7 @@ async fn typing(
 /// `users:online`: the caller and the online users who share a conversation with them; nobody
 /// else, so no stranger's e-mail is ever disclosed.
 async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), Fail> {
-    let mut users = store::co_members(&state.app.db, &caller.id)
+    let mut users = store::conversations::co_members(&state.app.db, &caller.id)
         .await
         .map_err(Fail::db("Failed to load online users"))?;
     users.push(caller.id.clone());
