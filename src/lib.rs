@@ -18,7 +18,6 @@ pub mod membership;
 pub mod messaging;
 pub mod monitor;
 pub mod server;
-pub mod state;
 pub mod telemetry;
 pub mod topology;
 pub mod web;

@@ -181,7 +181,7 @@ pub async fn members(conn: &mut Conn<'_>, scope: Scope<'_>) -> Result<Vec<String
 }
 
 /// What membership knows of a conversation: who owns it, and its name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct ConversationRef {
     pub id: String,
     pub name: Option<String>,
@@ -203,26 +203,19 @@ pub async fn conversation(
     if !usable_id(id) {
         return Ok(None);
     }
-    let row: Option<(String, Option<String>, Option<String>, Option<String>)> =
-        crate::db!(conn, |c| {
-            conversations::table
-                .find(id)
-                .select((
-                    conversations::id,
-                    conversations::name,
-                    conversations::group_id,
-                    conversations::project_id,
-                ))
-                .first(c)
-                .await
-                .optional()
-        })?;
-    Ok(row.map(|(id, name, team, project)| ConversationRef {
-        id,
-        name,
-        team,
-        project,
-    }))
+    Ok(crate::db!(conn, |c| {
+        conversations::table
+            .find(id)
+            .select((
+                conversations::id,
+                conversations::name,
+                conversations::group_id,
+                conversations::project_id,
+            ))
+            .first::<ConversationRef>(c)
+            .await
+            .optional()
+    })?)
 }
 
 /// The answer to "may this user use that conversation?".

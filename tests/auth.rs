@@ -10,9 +10,9 @@ use auth_support::{assert_4xx_json, bad_bodies, server, server_for, state, Api, 
 use common::backends;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use flux::cli::Target;
 use flux::db::schema::users;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use auth_support::{Api, PASSWORD};
 use common::{backends, Backend, TestServer};
-use flux::cli::Target;
 use flux::cluster::link::RedisLink;
-use flux::cluster::presence::RedisPresence;
 use flux::config::Settings;
+use flux::messaging::presence::redis::RedisPresence;
 use flux::messaging::presence::Presence;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use messaging_support::{add_team, add_user, channel, sio, Sio, User};
 use serde_json::{json, Value};
 

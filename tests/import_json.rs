@@ -11,7 +11,6 @@ use common::{backends, with_csrf, Backend, TestServer};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use flux::auth::password::legacy_transform;
-use flux::cli::Target;
 use flux::db::schema::{
     conversation_participants as cp, conversations, files, group_invites, group_members, groups,
     messages, project_members, projects, users,
@@ -19,6 +18,7 @@ use flux::db::schema::{
 use flux::db::testing::TestDatabase;
 use flux::db::{Db, DbOptions, Timestamp};
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flux");

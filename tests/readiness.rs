@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{settings, SECRET};
-use flux::cli::Target;
 use flux::db::testing::TestDatabase;
 use flux::server::Server;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use tokio::net::{TcpListener, TcpStream};
 
 async fn ready_status(client: &reqwest::Client, url: &str) -> u16 {

@@ -6,8 +6,8 @@ mod common;
 mod resources_support;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use resources_support::{
     call, call_raw, conversation, file_part, project_member, text_part, upload, user, User, PNG,

@@ -9,13 +9,13 @@ use super::teams::model::{
     GroupRow, OrgSummary, KIND_ORGANIZATION, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, ROLE_ADMIN,
 };
 use super::teams::{create_group, store, team_member, GroupBody};
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Conn, DbError};
 use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::input::{
     description_field, description_update, name_too_long, required_name, text_field,
 };
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -50,7 +50,7 @@ async fn summary(
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -82,7 +82,7 @@ async fn list(
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -113,7 +113,7 @@ async fn create(
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<GroupBody>,
@@ -161,7 +161,7 @@ async fn update(
 }
 
 async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -7,6 +7,8 @@ use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::auth::model::{PublicUser, UserRow, UserSummary};
 use crate::auth::password::{self, SCHEME_ARGON2};
 use crate::auth::session::hash_token;
@@ -15,8 +17,6 @@ use crate::db::schema::users;
 use crate::db::{like_contains, lower, Json, LIKE_ESCAPE};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{field_error, MAX_USER_NAME_CHARS};
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
 use crate::web::paging::PageQuery;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -44,7 +44,7 @@ fn user_not_found() -> ApiError {
     )
 }
 
-async fn load_active(state: &AppState, id: &str) -> Result<UserRow, ApiError> {
+async fn load_active(state: &AccountsState, id: &str) -> Result<UserRow, ApiError> {
     store::user_by_id(&state.db, id)
         .await
         .map_err(|e| ApiError::storage("Server error", e))?
@@ -52,7 +52,7 @@ async fn load_active(state: &AppState, id: &str) -> Result<UserRow, ApiError> {
         .ok_or_else(|| ApiError::not_found("User not found"))
 }
 
-async fn get_me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+async fn get_me(state: web::Data<AccountsState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let row = load_active(&state, &user.id).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": PublicUser::from(&row) })))
 }
@@ -169,7 +169,7 @@ fn validate_profile(body: ProfileBody) -> Result<ProfileChanges, ApiError> {
 }
 
 async fn update_me(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ProfileBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -212,7 +212,7 @@ fn change_error(status: StatusCode, code: ErrorCode, error: &str, legacy: &str) 
 }
 
 async fn change_password(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -254,7 +254,7 @@ async fn change_password(
             "AUTH_INVALID_PASSWORD",
         ));
     }
-    let passwords = &state.auth.passwords;
+    let passwords = &state.passwords;
     let verdict = passwords
         .verify(current, stored, row.password_scheme.clone())
         .await
@@ -302,7 +302,7 @@ pub struct SearchQuery {
 }
 
 async fn search(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     _user: AuthUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -359,7 +359,7 @@ async fn search(
 }
 
 async fn lookup(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     _user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -374,7 +374,7 @@ async fn lookup(
 
 /// Admin rights come from the stored account, not only the token: a demoted admin's token must not
 /// keep working for its remaining minutes.
-async fn require_admin(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+async fn require_admin(state: &AccountsState, user: &AuthUser) -> Result<(), ApiError> {
     let admin = user.is_admin()
         && store::user_by_id(&state.db, &user.id)
             .await
@@ -408,7 +408,7 @@ struct AdminChanges {
 }
 
 async fn admin_update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
@@ -481,7 +481,7 @@ async fn admin_update(
 }
 
 async fn admin_delete(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -5,17 +5,18 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::identity::AuthUser;
 use crate::auth::lockout;
 use crate::auth::model::{NewUser, PublicUser};
 use crate::auth::password::{self, Verdict, SCHEME_ARGON2};
 use crate::auth::session::{self, hash_token};
 use crate::auth::store;
+use crate::auth::AuthState;
 use crate::db::DbError;
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{field_error, is_email, normalize_email, MAX_USER_NAME_CHARS};
-use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
-use crate::web::identity::{bearer_token, AuthUser};
+use crate::web::request::bearer_token;
 
 const LOGIN_FAILED: &str = "Invalid email or password";
 
@@ -38,7 +39,7 @@ pub struct SignupBody {
 }
 
 pub async fn signup(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -96,7 +97,6 @@ pub async fn signup(
         ));
     }
     let hash = state
-        .auth
         .passwords
         .hash(pw)
         .await
@@ -127,7 +127,7 @@ pub struct LoginBody {
 }
 
 pub async fn login(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -161,7 +161,7 @@ pub async fn login(
         .await
         .map_err(|e| ApiError::storage(FAILED, e))?
         .filter(|u| u.is_active);
-    let passwords = &state.auth.passwords;
+    let passwords = &state.passwords;
     let verdict = match user.as_ref().and_then(|u| u.password_hash.clone()) {
         Some(stored) => {
             passwords
@@ -203,7 +203,7 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(response))
 }
 
-pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<AuthState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let row = store::user_by_id(&state.db, &user.id)
         .await
         .map_err(|e| ApiError::storage("Server error", e))?
@@ -221,7 +221,7 @@ struct LogoutBody {
 /// One logout for every spelling (CONTRACT §3.5): a refresh token in the body is revoked; a valid
 /// Bearer alone is enough for the 200 the frontend expects; neither is a 400.
 pub async fn logout(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
@@ -272,7 +272,7 @@ pub struct GoogleBody {
 }
 
 pub async fn google(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<GoogleBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -283,7 +283,7 @@ pub async fn google(
             "Google credential is required",
         ));
     };
-    let client_id = &state.settings.auth.google_client_id;
+    let client_id = &state.google_client_id;
     if client_id.is_empty() {
         return Err(ApiError::internal(
             "Google OAuth not configured",
@@ -297,7 +297,7 @@ pub async fn google(
             json!({ "message": FAILED, "error": "Invalid Google credential" }),
         )
     };
-    let claims = match state.auth.google.verify(&credential, client_id).await {
+    let claims = match state.google.verify(&credential, client_id).await {
         Ok(claims) => claims,
         Err(crate::auth::google::GoogleError::Invalid(why)) => {
             tracing::info!(reason = %why, "Google ID token rejected");

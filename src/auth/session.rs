@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::model::{PublicUser, UserRow};
 use crate::auth::store::{self, NewSession};
+use crate::auth::AuthState;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// A fresh opaque refresh token: 128 hex characters.
 pub fn new_token() -> String {
@@ -55,7 +55,7 @@ fn network_of(ip: IpAddr) -> String {
 
 impl Device {
     pub fn of(req: &HttpRequest, trusted_proxies: usize) -> Device {
-        let ip = crate::web::identity::client_ip(req, trusted_proxies);
+        let ip = crate::web::request::client_ip(req, trusted_proxies);
         let ua = header(req, "user-agent");
         let material = format!(
             "{ua}|{}|{}|{}",
@@ -103,16 +103,15 @@ fn device_name(ua: &str) -> String {
 }
 
 pub fn new_session(
-    state: &AppState,
+    state: &AuthState,
     user_id: &str,
     family_id: String,
     device: &Device,
 ) -> (String, NewSession) {
     let token = new_token();
     let now = crate::db::now();
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(state.settings.auth.refresh_token_ttl_secs).unwrap_or(604_800),
-    );
+    let ttl =
+        chrono::Duration::seconds(i64::try_from(state.refresh_token_ttl_secs).unwrap_or(604_800));
     let session = NewSession {
         id: uuid::Uuid::now_v7().to_string(),
         user_id: user_id.to_owned(),
@@ -143,7 +142,7 @@ pub struct AuthResponse {
 
 /// A new access token and a new refresh-token family for `user` (signup, login, Google).
 pub async fn issue(
-    state: &AppState,
+    state: &AuthState,
     req: &HttpRequest,
     user: &UserRow,
     failure: &'static str,
@@ -152,7 +151,7 @@ pub async fn issue(
         .tokens
         .issue_access(&user.id, &user.email, &user.user_type)
         .map_err(|e| ApiError::internal(failure, e))?;
-    let device = Device::of(req, state.settings.server.trusted_proxies);
+    let device = Device::of(req, state.trusted_proxies);
     let (refresh, session) =
         new_session(state, &user.id, uuid::Uuid::now_v7().to_string(), &device);
     store::insert_session(&state.db, session)

@@ -7,11 +7,11 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::identity::AccessUser;
 use crate::auth::session::{self, hash_token, Device};
 use crate::auth::store::{self, Rotation};
+use crate::auth::AuthState;
 use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
-use crate::web::identity::AccessUser;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,7 +36,7 @@ fn refresh_failed(e: crate::db::DbError) -> ApiError {
 }
 
 pub async fn refresh(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -76,7 +76,7 @@ pub async fn refresh(
         .filter(|u| u.is_active)
         .ok_or_else(invalid_refresh)?;
 
-    let device = Device::of(&req, state.settings.server.trusted_proxies);
+    let device = Device::of(&req, state.trusted_proxies);
     if current.device_fingerprint.as_deref() != Some(device.fingerprint.as_str()) {
         tracing::info!(user_id = %user.id, "refresh from a different device fingerprint");
     }
@@ -110,7 +110,7 @@ pub async fn refresh(
 }
 
 pub async fn logout_all(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     AccessUser(user): AccessUser,
 ) -> Result<HttpResponse, ApiError> {
     let revoked = store::revoke_all(&state.db, &user.id, None)
@@ -129,14 +129,14 @@ pub async fn logout_all(
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     AccessUser(user): AccessUser,
 ) -> Result<HttpResponse, ApiError> {
     let rows = store::active_sessions(&state.db, &user.id)
         .await
         .map_err(|e| ApiError::storage("Failed to get sessions", e))?;
-    let here = Device::of(&req, state.settings.server.trusted_proxies).fingerprint;
+    let here = Device::of(&req, state.trusted_proxies).fingerprint;
     let sessions: Vec<_> = rows
         .iter()
         .map(|s| {
@@ -155,7 +155,7 @@ pub async fn list(
 }
 
 pub async fn revoke(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     path: web::Path<String>,
     AccessUser(user): AccessUser,
 ) -> Result<HttpResponse, ApiError> {

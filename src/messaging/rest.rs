@@ -13,9 +13,9 @@ use super::model::{channel_json, conversation_json, notification_json};
 use super::rooms;
 use super::store;
 use super::store::conversations::{ChannelCreate, ChannelOwner};
+use super::MessagingState;
+use crate::auth::identity::AuthUser;
 use crate::error::{db_fail, ApiError, ErrorCode};
-use crate::state::{AppState, Listener};
-use crate::web::identity::AuthUser;
 use crate::web::paging::PageQuery;
 
 const MAX_NAME_CHARS: usize = 100;
@@ -97,7 +97,7 @@ fn opt_str(v: &Value, key: &str, max: usize) -> Result<Option<String>, ApiError>
 }
 
 async fn create_channel(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -119,9 +119,15 @@ async fn create_channel(
         ChannelOwner::Team(_) => "team",
         ChannelOwner::Project(_) => "project",
     };
-    match store::conversations::create_channel(&state.db, &user.id, name, description, owner)
-        .await
-        .map_err(db_fail("Failed to create channel"))?
+    match store::conversations::create_channel(
+        &state.messaging.db,
+        &user.id,
+        name,
+        description,
+        owner,
+    )
+    .await
+    .map_err(db_fail("Failed to create channel"))?
     {
         ChannelCreate::Created(conv) => {
             let mut channel = channel_json(&conv);
@@ -143,12 +149,12 @@ async fn create_channel(
 }
 
 async fn team_channels(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let team = path.into_inner();
-    match store::conversations::is_team_member(&state.db, &team, &user.id)
+    match store::conversations::is_team_member(&state.messaging.db, &team, &user.id)
         .await
         .map_err(db_fail("Failed to fetch channels"))?
     {
@@ -159,7 +165,7 @@ async fn team_channels(
             "Not a member of this team",
         )),
         Some(true) => {
-            let rows = store::conversations::team_channels(&state.db, &team)
+            let rows = store::conversations::team_channels(&state.messaging.db, &team)
                 .await
                 .map_err(db_fail("Failed to fetch channels"))?;
             Ok(HttpResponse::Ok().json(rows.iter().map(channel_json).collect::<Vec<_>>()))
@@ -175,13 +181,13 @@ struct ListQuery {
 }
 
 async fn list_conversations(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page.resolve(20);
     let rows = store::conversations::list(
-        &state.db,
+        &state.messaging.db,
         &user.id,
         i64::from(page.limit),
         page.offset as i64,
@@ -206,7 +212,7 @@ async fn list_conversations(
 /// `type: "direct"` with one participant opens the pair's direct conversation; anything else makes a
 /// group conversation whose participants are the caller and the given existing users.
 async fn create_conversation(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -244,20 +250,26 @@ async fn create_conversation(
                 "A direct conversation needs exactly one other participant",
             ));
         };
-        if store::messages::active_user(&state.db, other)
+        if store::messages::active_user(&state.messaging.db, other)
             .await
             .map_err(db_fail("Failed to create conversation"))?
             .is_none()
         {
             return Err(ApiError::not_found("User not found"));
         }
-        store::conversations::direct(&state.db, &user.id, other).await
+        store::conversations::direct(&state.messaging.db, &user.id, other).await
     } else {
-        store::conversations::create_group(&state.db, &user.id, name, description, participants)
-            .await
+        store::conversations::create_group(
+            &state.messaging.db,
+            &user.id,
+            name,
+            description,
+            participants,
+        )
+        .await
     }
     .map_err(db_fail("Failed to create conversation"))?;
-    let members = store::conversations::members(&state.db, &conv)
+    let members = store::conversations::members(&state.messaging.db, &conv)
         .await
         .map_err(db_fail("Failed to create conversation"))?;
     let stats = super::model::ConversationStats {
@@ -275,13 +287,13 @@ struct MessagesQuery {
 }
 
 async fn conversation_messages(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
     query: web::Query<MessagesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let conv = chat::require(&state, &caller(&user), &id)
+    let conv = chat::require(&state.messaging.db, &caller(&user), &id)
         .await
         .map_err(api)?;
     let page = query.page.resolve(50);
@@ -294,12 +306,17 @@ async fn conversation_messages(
                     "since must be a message sequence number",
                 )
             })?;
-            store::messages::since(&state.db, &conv.id, since.max(0), i64::from(page.limit))
-                .await
-                .map_err(failed)?
+            store::messages::since(
+                &state.messaging.db,
+                &conv.id,
+                since.max(0),
+                i64::from(page.limit),
+            )
+            .await
+            .map_err(failed)?
         }
         None => store::messages::recent(
-            &state.db,
+            &state.messaging.db,
             &conv.id,
             i64::from(page.limit),
             page.offset as i64,
@@ -307,10 +324,12 @@ async fn conversation_messages(
         .await
         .map_err(failed)?,
     };
-    let total = store::messages::count(&state.db, &conv.id)
+    let total = store::messages::count(&state.messaging.db, &conv.id)
         .await
         .map_err(failed)?;
-    let messages = chat::wire(&state, &rows).await.map_err(failed)?;
+    let messages = chat::wire(&state.messaging.db, &rows)
+        .await
+        .map_err(failed)?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "messages": messages,
@@ -373,8 +392,7 @@ fn send_input(conversation_id: String, body: &Value) -> Result<SendInput, ApiErr
 }
 
 async fn post_message(
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -383,29 +401,37 @@ async fn post_message(
         .unwrap_or("")
         .to_owned();
     let input = send_input(conv, &body)?;
-    let msg = chat::send(&state, listener.io.as_ref(), &caller(&user), input)
-        .await
-        .map_err(api)?;
+    let msg = chat::send(
+        &state.messaging.db,
+        state.io.as_ref(),
+        &caller(&user),
+        input,
+    )
+    .await
+    .map_err(api)?;
     Ok(HttpResponse::Created().json(msg))
 }
 
 async fn post_conversation_message(
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let input = send_input(path.into_inner(), &body)?;
-    let msg = chat::send(&state, listener.io.as_ref(), &caller(&user), input)
-        .await
-        .map_err(api)?;
+    let msg = chat::send(
+        &state.messaging.db,
+        state.io.as_ref(),
+        &caller(&user),
+        input,
+    )
+    .await
+    .map_err(api)?;
     Ok(HttpResponse::Created().json(msg))
 }
 
 async fn edit_message(
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<Value>,
@@ -415,8 +441,8 @@ async fn edit_message(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidInput, "content is required"))?;
     let msg = chat::edit(
-        &state,
-        listener.io.as_ref(),
+        &state.messaging.db,
+        state.io.as_ref(),
         &caller(&user),
         &path.into_inner(),
         text,
@@ -427,14 +453,13 @@ async fn edit_message(
 }
 
 async fn delete_message(
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = chat::delete(
-        &state,
-        listener.io.as_ref(),
+        &state.messaging.db,
+        state.io.as_ref(),
         &caller(&user),
         &path.into_inner(),
     )
@@ -450,21 +475,21 @@ struct LimitQuery {
 }
 
 async fn threads(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
     query: web::Query<LimitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let conv = chat::require(&state, &caller(&user), &id)
+    let conv = chat::require(&state.messaging.db, &caller(&user), &id)
         .await
         .map_err(api)?;
     let limit = query.page.resolve(20).limit as usize;
-    let rows = store::messages::threads(&state.db, &conv.id, limit)
+    let rows = store::messages::threads(&state.messaging.db, &conv.id, limit)
         .await
         .map_err(db_fail("Failed to fetch threads"))?;
     let roots: Vec<_> = rows.iter().map(|r| r.0.clone()).collect();
-    let authors = store::messages::authors(&state.db, &roots)
+    let authors = store::messages::authors(&state.messaging.db, &roots)
         .await
         .map_err(db_fail("Failed to fetch threads"))?;
     let threads: Vec<Value> = rows
@@ -494,21 +519,28 @@ async fn threads(
 }
 
 async fn thread(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
     query: web::Query<LimitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let (root, _) = chat::require_message(&state, &caller(&user), &id, "Message not found")
-        .await
-        .map_err(api)?;
+    let (root, _) = chat::require_message(
+        &state.messaging.db,
+        &caller(&user),
+        &id,
+        "Message not found",
+    )
+    .await
+    .map_err(api)?;
     let limit = query.page.resolve(50).limit as usize;
     let failed = db_fail("Failed to fetch thread");
-    let rows = store::messages::thread(&state.db, root, limit)
+    let rows = store::messages::thread(&state.messaging.db, root, limit)
         .await
         .map_err(failed)?;
-    let thread = chat::wire(&state, &rows).await.map_err(failed)?;
+    let thread = chat::wire(&state.messaging.db, &rows)
+        .await
+        .map_err(failed)?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "thread": thread,
@@ -517,15 +549,16 @@ async fn thread(
 }
 
 async fn mark_read(
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
     body: Option<web::Json<Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let who = caller(&user);
-    let conv = chat::require(&state, &who, &id).await.map_err(api)?;
+    let conv = chat::require(&state.messaging.db, &who, &id)
+        .await
+        .map_err(api)?;
     let message_id = match body.as_ref().and_then(|b| b.get("messageId")) {
         None | Some(Value::Null) => None,
         Some(Value::String(m)) => Some(m.clone()),
@@ -538,19 +571,22 @@ async fn mark_read(
     };
     match message_id {
         Some(m) => {
-            let (msg, _) = chat::require_message(&state, &who, &m, "Message not found")
-                .await
-                .map_err(api)?;
+            let (msg, _) =
+                chat::require_message(&state.messaging.db, &who, &m, "Message not found")
+                    .await
+                    .map_err(api)?;
             if msg.conversation_id != conv.id {
                 return Err(ApiError::not_found("Message not found"));
             }
-            chat::read(&state, listener.io.as_ref(), &who, &m)
+            chat::read(&state.messaging.db, state.io.as_ref(), &who, &m)
                 .await
                 .map_err(api)?;
         }
-        None => store::reads::mark_read(&state.db, &conv.id, &user.id, conv.last_seq, None)
-            .await
-            .map_err(db_fail("Failed to mark as read"))?,
+        None => {
+            store::reads::mark_read(&state.messaging.db, &conv.id, &user.id, conv.last_seq, None)
+                .await
+                .map_err(db_fail("Failed to mark as read"))?
+        }
     }
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
@@ -564,7 +600,7 @@ struct SearchQuery {
 }
 
 async fn search(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -585,7 +621,7 @@ async fn search(
     let page = query.page.resolve(20);
     let failed = db_fail("Search failed");
     let (rows, names) = store::search::search(
-        &state.db,
+        &state.messaging.db,
         &user.id,
         q,
         query.conversation_id.as_deref().filter(|c| !c.is_empty()),
@@ -594,7 +630,9 @@ async fn search(
     )
     .await
     .map_err(failed)?;
-    let mut results = chat::wire(&state, &rows).await.map_err(failed)?;
+    let mut results = chat::wire(&state.messaging.db, &rows)
+        .await
+        .map_err(failed)?;
     for (r, m) in results.iter_mut().zip(&rows) {
         r["conversationName"] = json!(names.get(&m.conversation_id).cloned().flatten());
     }
@@ -607,8 +645,7 @@ async fn search(
 }
 
 async fn typing(
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -628,10 +665,10 @@ async fn typing(
             ))
         }
     };
-    let conv = chat::require(&state, &caller(&user), &id)
+    let conv = chat::require(&state.messaging.db, &caller(&user), &id)
         .await
         .map_err(api)?;
-    if let Some(io) = listener.io.as_ref() {
+    if let Some(io) = state.io.as_ref() {
         let ts = crate::db::now().to_iso_millis();
         let room = vec![rooms::channel(&conv.id)];
         rooms::emit(
@@ -665,14 +702,14 @@ struct NotificationsQuery {
 }
 
 async fn notifications(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     query: web::Query<NotificationsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page.resolve(20);
     let unread_only = matches!(query.unread.as_deref(), Some("true" | "1"));
     let (rows, total) = store::notifications::list(
-        &state.db,
+        &state.messaging.db,
         &user.id,
         unread_only,
         i64::from(page.limit),
@@ -688,29 +725,29 @@ async fn notifications(
 }
 
 async fn read_notification(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let failed = db_fail("Failed to mark notification as read");
-    if !store::notifications::exists(&state.db, &user.id, &id)
+    if !store::notifications::exists(&state.messaging.db, &user.id, &id)
         .await
         .map_err(failed)?
     {
         return Err(ApiError::not_found("Notification not found"));
     }
-    store::notifications::mark_read(&state.db, &user.id, Some(&id))
+    store::notifications::mark_read(&state.messaging.db, &user.id, Some(&id))
         .await
         .map_err(failed)?;
     Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
 
 async fn read_all_notifications(
-    state: web::Data<AppState>,
+    state: web::Data<MessagingState>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let n = store::notifications::mark_read(&state.db, &user.id, None)
+    let n = store::notifications::mark_read(&state.messaging.db, &user.id, None)
         .await
         .map_err(db_fail("Failed to mark notifications as read"))?;
     Ok(HttpResponse::Ok().json(json!({"success": true, "updated": n})))

@@ -1,10 +1,11 @@
-//! HTTP plumbing shared by every listener: CORS, security headers, request ids, body limits, the JSON
-//! 404, and the Socket.IO bridge.
+//! HTTP plumbing shared by every listener, and nothing of the domain: CORS, CSRF, rate limits,
+//! security headers, request ids and client addresses, body limits, paging, the JSON 404, and the
+//! Socket.IO bridge. Whoever builds a listener chooses which of these it wraps (see `server`); the
+//! pieces never ask which listener they run on.
 
 pub mod access_log;
 pub mod cors;
 pub mod csrf;
-pub mod identity;
 pub mod paging;
 pub mod rate_limit;
 pub mod request;

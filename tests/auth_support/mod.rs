@@ -181,11 +181,11 @@ pub async fn server(
     backend: crate::common::Backend,
     tweak: impl FnOnce(&mut flux::config::Settings),
 ) -> TestServer {
-    server_for(flux::cli::Target::Unified, backend, tweak).await
+    server_for(flux::topology::Target::Unified, backend, tweak).await
 }
 
 pub async fn server_for(
-    target: flux::cli::Target,
+    target: flux::topology::Target,
     backend: crate::common::Backend,
     tweak: impl FnOnce(&mut flux::config::Settings),
 ) -> TestServer {
@@ -197,6 +197,6 @@ pub async fn server_for(
     .await
 }
 
-pub fn state(t: &TestServer) -> &flux::state::AppState {
+pub fn state(t: &TestServer) -> &flux::server::Shared {
     t.server.as_ref().expect("running").state()
 }

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use flux::cli::Target;
 use flux::config::Settings;
 use flux::db::testing::TestDatabase;
 use flux::server::Server;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 

@@ -29,12 +29,13 @@ use serde_json::json;
 use self::sniff::is_inline_image;
 use self::storage::{is_stored_name, BlobStore, LocalDisk};
 use self::store::FileRow;
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Json, Timestamp};
 use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::membership::{self, Scope};
-use crate::state::AppState;
-use crate::web::identity::{bearer_token, AuthUser};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
+use crate::web::request::bearer_token;
 
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const MAX_TAGS: usize = 50;
@@ -152,7 +153,7 @@ struct UploadSpec {
 /// Receives a form, checks the project, and records every stored file; refused or failed uploads
 /// leave no bytes behind.
 async fn receive_and_record(
-    state: &AppState,
+    state: &AccountsState,
     user: &AuthUser,
     req: &HttpRequest,
     payload: web::Payload,
@@ -235,7 +236,7 @@ async fn receive_and_record(
 }
 
 async fn upload_files(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     req: HttpRequest,
     payload: web::Payload,
@@ -257,7 +258,7 @@ async fn upload_files(
 }
 
 async fn upload_single(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     req: HttpRequest,
     payload: web::Payload,
@@ -298,7 +299,7 @@ struct ListQuery {
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -315,7 +316,7 @@ async fn list(
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -337,7 +338,7 @@ struct UpdateBody {
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<UpdateBody>,
@@ -405,7 +406,7 @@ async fn update(
 }
 
 async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -449,7 +450,7 @@ fn header_filename(original: &str, fallback: &str) -> String {
 }
 
 async fn download(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<DownloadQuery>,

@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::store::{ProjectMemberRow, ProjectRow};
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Conn, DbError, Timestamp};
 use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::input::{
     description_field, description_update, name_too_long, required_name, text_field,
 };
 use crate::membership::{self, Scope};
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -148,7 +148,7 @@ struct ProjectBody {
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -211,7 +211,7 @@ async fn create(
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -256,7 +256,7 @@ async fn project_for_member(
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -279,7 +279,7 @@ fn permission_denied() -> ApiError {
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<ProjectBody>,
@@ -333,7 +333,7 @@ struct ChannelBody {
 }
 
 async fn link_channel(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<ChannelBody>,
@@ -383,7 +383,7 @@ async fn link_channel(
 }
 
 async fn channel(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

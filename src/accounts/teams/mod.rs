@@ -17,6 +17,8 @@ use self::model::{
     team_view, GroupRow, InviteRow, MemberRow, Team, TeamMember, KIND_TEAM, MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
 };
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Conn};
 use crate::error::{db_fail, ApiError, ErrorCode, TxError};
 use crate::input::{
@@ -24,8 +26,6 @@ use crate::input::{
     text_field,
 };
 use crate::membership::{self, Scope};
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
 use crate::web::paging::{PageQuery, MAX_LIMIT};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -82,7 +82,7 @@ pub(crate) struct GroupBody {
 
 /// Creates a team or an organization with its creator as the only member.
 pub(crate) async fn create_group(
-    state: &AppState,
+    state: &AccountsState,
     user: &AuthUser,
     kind: &str,
     name: String,
@@ -117,7 +117,7 @@ pub(crate) async fn create_group(
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -140,7 +140,7 @@ async fn create(
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -195,7 +195,7 @@ async fn group_and_member(
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -219,7 +219,7 @@ async fn get(
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<GroupBody>,
@@ -266,7 +266,7 @@ struct InviteBody {
 }
 
 async fn invite(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<InviteBody>,
@@ -349,7 +349,7 @@ async fn invite(
 }
 
 async fn accept_invite(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -396,8 +396,7 @@ async fn accept_invite(
 }
 
 async fn remove_member(
-    state: web::Data<AppState>,
-    listener: web::Data<crate::state::Listener>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -440,11 +439,8 @@ async fn remove_member(
         .await
         .map_err(|e| e.into_api("Error removing member"))?;
     // Losing the team revokes its channels: sockets already in their rooms leave them now.
-    if let Some(io) = listener.io.as_ref() {
-        use crate::membership::Departures;
-        crate::messaging::rooms::RoomEvictions::new(state.db.clone(), io.clone())
-            .left(&removed, crate::membership::Scope::Team(&group_id))
-            .await;
+    if let Some(departures) = &state.departures {
+        departures.left(&removed, Scope::Team(&group_id)).await;
     }
     Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
 }
@@ -455,7 +451,7 @@ struct RoleBody {
 }
 
 async fn change_role(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
     body: web::Json<RoleBody>,
