@@ -51,7 +51,7 @@ impl NewUser {
     pub fn new(email: String, name: String, user_type: &str) -> NewUser {
         let now = crate::db::now();
         NewUser {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_id(),
             email,
             name,
             password_hash: None,

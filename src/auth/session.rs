@@ -113,7 +113,7 @@ pub fn new_session(
     let ttl =
         chrono::Duration::seconds(i64::try_from(state.refresh_token_ttl_secs).unwrap_or(604_800));
     let session = NewSession {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::db::new_id(),
         user_id: user_id.to_owned(),
         token_hash: hash_token(&token),
         family_id,
@@ -153,7 +153,7 @@ pub async fn issue(
         .map_err(|e| ApiError::internal(failure, e))?;
     let device = Device::of(req, state.trusted_proxies);
     let (refresh, session) =
-        new_session(state, &user.id, uuid::Uuid::now_v7().to_string(), &device);
+        new_session(state, &user.id, crate::db::new_id(), &device);
     store::insert_session(&state.db, session)
         .await
         .map_err(|e| ApiError::storage(failure, e))?;

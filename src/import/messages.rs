@@ -99,7 +99,7 @@ pub(super) async fn import(
             Some(id) => id,
             None => {
                 let row = NewConversationRow {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id: crate::db::new_id(),
                     kind: "direct".into(),
                     name: None,
                     description: None,

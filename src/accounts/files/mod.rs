@@ -175,7 +175,7 @@ async fn receive_and_record(
         .files
         .iter()
         .map(|f| FileRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_id(),
             owner_id: user.id.clone(),
             project_id: form.project_id.clone(),
             original_name: f.original_name.clone(),

@@ -165,7 +165,7 @@ async fn create(
         .filter(|t| !t.is_empty());
     let at = now();
     let row = ProjectRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::db::new_id(),
         name,
         description,
         group_id: team_id,

@@ -91,7 +91,7 @@ pub(crate) async fn create_group(
 ) -> Result<GroupRow, TxError> {
     let at = now();
     let group = GroupRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::db::new_id(),
         kind: kind.to_owned(),
         name,
         description,
@@ -327,7 +327,7 @@ async fn invite(
                 return Ok(pending);
             }
             let row = InviteRow {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: crate::db::new_id(),
                 group_id: id,
                 email,
                 role,
