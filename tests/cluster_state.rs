@@ -6,6 +6,8 @@
 //! `skipping: …` when it is unset or unreachable. Every test uses its own key prefix, so parallel
 //! tests (and earlier runs) on the shared Redis never see each other's counters or users. The
 //! outage test starts its own `redis-server` on a free port and never touches the shared one.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
 mod auth_support;

@@ -1,6 +1,8 @@
 //! `flux migrate import-json`: the original services' JSON files, written here in their format, go
 //! through the real binary into a fresh database of each backend; then a server on that database
 //! serves them, and a legacy password logs in.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Who may touch what: every team, organization, project and file route that names a resource, called
 //! by a stranger, a plain member and the owner; then bad bodies on every JSON route, which must get a
 //! 4xx JSON answer and never a 500. On every configured backend.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod resources_support;

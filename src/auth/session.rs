@@ -152,8 +152,7 @@ pub async fn issue(
         .issue_access(&user.id, &user.email, &user.user_type)
         .map_err(|e| ApiError::internal(failure, e))?;
     let device = Device::of(req, state.trusted_proxies);
-    let (refresh, session) =
-        new_session(state, &user.id, crate::db::new_id(), &device);
+    let (refresh, session) = new_session(state, &user.id, crate::db::new_id(), &device);
     store::insert_session(&state.db, session)
         .await
         .map_err(|e| ApiError::storage(failure, e))?;

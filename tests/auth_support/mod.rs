@@ -1,6 +1,8 @@
 //! Helpers for the auth and users tests: a client that does what the frontend does (CSRF cookie +
 //! header, Bearer tokens) against a `TestServer`.
 #![allow(dead_code)]
+// Test helpers, outside `#[test]` functions: clippy.toml's test allowance does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
