@@ -11,6 +11,8 @@
 //! hold. Every top-level module must be classified: a new module fails this test until someone
 //! decides where it belongs (extend the rules, never loosen them).
 //!
+//! It also keeps every file of `src/` at most 700 lines.
+//!
 //! `cargo test --test architecture -- --nocapture` prints the graph; `FLUX_ARCHITECTURE_SRC=<dir>`
 //! points it at another `src/`.
 // Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
@@ -514,6 +516,41 @@ fn the_module_graph_keeps_the_house_rules() {
         broken.join("\n  - "),
         arrows(&graph)
     );
+}
+
+/// Longest source file: past this, a file holds more than one subject and should be split by them.
+const MAX_FILE_LINES: usize = 700;
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_over_700_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(
+        files.len() > 20,
+        "too few files found under {}",
+        src.display()
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).ok()?.lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "over {MAX_FILE_LINES} lines: {long:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
