@@ -85,6 +85,7 @@ impl CollabStats {
         tokens: TokenKeys,
         cluster: &Cluster,
     ) -> Arc<Self> {
+        #[cfg(not(feature = "redis"))]
         let _ = cluster;
         let collab = Arc::new(CollabStats {
             start_ms: chrono::Utc::now().timestamp_millis(),
