@@ -8,6 +8,11 @@
 //!   socketioxide through a `tokio::io::duplex` pair; socketioxide does the websocket framing.
 //!
 //! actix-web 4 speaks `http` 0.2 and socketioxide `http` 1.x, so heads are converted field by field.
+//!
+//! Every request that names an Engine.IO session must carry the sealed id the handshake gave out
+//! ([`session`]): a socket's id alone never lets anyone act on its session.
+
+mod session;
 
 use std::net::SocketAddr;
 
@@ -23,6 +28,7 @@ use tower::ServiceExt;
 
 use crate::cluster::Adapter;
 use crate::error::ApiError;
+use session::{Named, SessionSeal};
 
 /// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
 /// drain it continuously, so it only bounds a burst.
@@ -36,6 +42,7 @@ const OUTBOUND_CHUNK: usize = 1024;
 pub struct SocketIoBridge {
     service: SocketIoService<NotFoundService, Adapter>,
     max_polling_body: usize,
+    seal: SessionSeal,
 }
 
 impl SocketIoBridge {
@@ -47,6 +54,7 @@ impl SocketIoBridge {
         SocketIoBridge {
             service,
             max_polling_body,
+            seal: SessionSeal::random(),
         }
     }
 }
@@ -83,12 +91,29 @@ fn bad_transport(reason: &str) -> ApiError {
     )
 }
 
-/// The actix request head as an `http` 1.x request, with the peer address in its extensions so
-/// socket handlers can rate-limit by client.
-fn convert_head<B>(req: &HttpRequest, body: B) -> Result<http::Request<B>, ApiError> {
+/// engine.io's answer to a request naming a session it does not know.
+fn unknown_session() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .json(serde_json::json!({ "code": 1, "message": "Session ID unknown" }))
+}
+
+/// The URI to hand socketioxide, and whether the request opens a session; `None` when the request
+/// names a session without its valid seal.
+fn unsealed_uri(req: &HttpRequest, seal: &SessionSeal) -> Option<(String, bool)> {
+    let query = req.uri().query().unwrap_or("");
+    match seal.check_query(query) {
+        Named::Nothing => Some((req.uri().to_string(), true)),
+        Named::Session(query) => Some((format!("{}?{query}", req.uri().path()), false)),
+        Named::Unknown => None,
+    }
+}
+
+/// The actix request head as an `http` 1.x request for `uri`, with the peer address in its
+/// extensions so socket handlers can rate-limit by client.
+fn convert_head<B>(req: &HttpRequest, uri: &str, body: B) -> Result<http::Request<B>, ApiError> {
     let mut builder = http::Request::builder()
         .method(req.method().as_str())
-        .uri(req.uri().to_string());
+        .uri(uri);
     for (name, value) in req.headers() {
         builder = builder.header(name.as_str(), value.as_bytes());
     }
@@ -106,6 +131,10 @@ async fn polling(
     payload: web::Payload,
     bridge: SocketIoBridge,
 ) -> Result<HttpResponse, ApiError> {
+    // Checked before the body is read: a request for a session it may not use costs nothing more.
+    let Some((uri, handshake)) = unsealed_uri(&req, &bridge.seal) else {
+        return Ok(unknown_session());
+    };
     let body = match payload.to_bytes_limited(bridge.max_polling_body).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return Err(bad_transport("body could not be read")),
@@ -117,7 +146,7 @@ async fn polling(
             ))
         }
     };
-    let request = convert_head(&req, Full::new(body))?;
+    let request = convert_head(&req, &uri, Full::new(body))?;
     let response = match bridge.service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -134,6 +163,16 @@ async fn polling(
     if status.is_client_error() {
         return Ok(engine_io_error(status, &bytes));
     }
+    // The open packet of a new polling session: the client gets the sealed id, the only form of it
+    // that later requests may name.
+    let bytes = if handshake {
+        bridge
+            .seal
+            .seal_open_packet(&bytes)
+            .map_or(bytes, bytes::Bytes::from)
+    } else {
+        bytes
+    };
     let mut out = HttpResponse::build(status);
     for (name, value) in &parts.headers {
         // actix computes the length itself; a copied one would disagree after re-encoding.
@@ -170,11 +209,15 @@ async fn websocket(
     mut payload: web::Payload,
     bridge: SocketIoBridge,
 ) -> Result<HttpResponse, ApiError> {
+    // An upgrade of a polling session names it; a websocket-first session names none.
+    let Some((uri, _)) = unsealed_uri(&req, &bridge.seal) else {
+        return Ok(unknown_session());
+    };
     let mut handshake = actix_http::ws::handshake(req.head())
         .map_err(|_| bad_transport("websocket handshake refused"))?;
 
     let (server_side, client_side) = tokio::io::duplex(DUPLEX_BUFFER);
-    let request = convert_head(&req, ())?;
+    let request = convert_head(&req, &uri, ())?;
     // Validates EIO/sid before the 101 goes out, so a bad query gets a plain 400.
     bridge
         .service
