@@ -5,13 +5,15 @@
 //! - polling requests are converted to `http` 1.x requests (bounded body), sent through the service,
 //!   and the answer is copied back;
 //! - websocket upgrades are answered (101) by actix itself, and the raw connection bytes are joined to
-//!   socketioxide through a `tokio::io::duplex` pair; socketioxide does the websocket framing.
+//!   socketioxide through [`pipe`], which hands actix every frame that is ready in one chunk;
+//!   socketioxide does the websocket framing.
 //!
 //! actix-web 4 speaks `http` 0.2 and socketioxide `http` 1.x, so heads are converted field by field.
 //!
 //! Every request that names an Engine.IO session must carry the sealed id the handshake gave out
 //! ([`session`]): a socket's id alone never lets anyone act on its session.
 
+mod pipe;
 mod session;
 
 use std::net::SocketAddr;
@@ -23,19 +25,11 @@ use engineioxide::service::NotFoundService;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use socketioxide::service::SocketIoService;
-use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
 use crate::cluster::Adapter;
 use crate::error::ApiError;
 use session::{Named, SessionSeal};
-
-/// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
-/// drain it continuously, so it only bounds a burst.
-const DUPLEX_BUFFER: usize = 64 * 1024;
-/// Read size from socketioxide towards the client. Most Socket.IO frames are small; an idle socket
-/// should not pin a large buffer (thousands of them are the common case).
-const OUTBOUND_CHUNK: usize = 1024;
 
 /// The socketioxide service shared by every actix worker of one listener.
 #[derive(Clone)]
@@ -216,46 +210,35 @@ async fn websocket(
     let mut handshake = actix_http::ws::handshake(req.head())
         .map_err(|_| bad_transport("websocket handshake refused"))?;
 
-    let (server_side, client_side) = tokio::io::duplex(DUPLEX_BUFFER);
+    let (wire, outflow, inflow) = pipe::pipe();
     let request = convert_head(&req, &uri, ())?;
     // Validates EIO/sid before the 101 goes out, so a bad query gets a plain 400.
     bridge
         .service
-        .oneshot((server_side, request))
+        .oneshot((wire, request))
         .await
         .map_err(|_| bad_transport("bad handshake query"))?;
 
-    let (from_socketio, mut to_socketio) = tokio::io::split(client_side);
-    // Dropped with the response body: tells the pump that actix gave up on the connection.
-    let (closed_tx, mut closed_rx) = tokio::sync::oneshot::channel::<()>();
-
-    // actix's Payload is !Send, so the pump runs on this worker's local executor.
+    // actix's Payload is !Send, so the pump runs on this worker's local executor. It stops when the
+    // client's side ends or nobody reads any more; dropping `inflow` is socketioxide's EOF.
     actix_web::rt::spawn(async move {
         loop {
             tokio::select! {
                 chunk = payload.next() => match chunk {
                     Some(Ok(bytes)) => {
-                        if to_socketio.write_all(&bytes).await.is_err() {
+                        if !inflow.send(bytes).await {
                             break;
                         }
                     }
                     _ => break,
                 },
-                _ = &mut closed_rx => break,
+                _ = inflow.closed() => break,
             }
         }
-        // EOF on socketioxide's side: it closes the socket at once instead of waiting for ping timeout.
-        let _ = to_socketio.shutdown().await;
     });
 
-    let body = tokio_util::io::ReaderStream::with_capacity(from_socketio, OUTBOUND_CHUNK).map(
-        move |chunk| {
-            let _keep_alive = &closed_tx;
-            chunk
-        },
-    );
     let response = handshake
-        .message_body(BodyStream::new(body).boxed())
+        .message_body(BodyStream::new(outflow).boxed())
         .map_err(|e| ApiError::internal("Socket.IO transport error", e))?;
     Ok(response.into())
 }
