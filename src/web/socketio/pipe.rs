@@ -298,16 +298,33 @@ mod tests {
         assert!(out.next().await.is_none(), "the body ends after shutdown");
     }
 
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     #[tokio::test]
-    async fn the_body_waits_for_a_flush_or_a_burst() {
+    async fn the_body_is_woken_by_a_flush_or_a_burst_not_by_each_write() {
         let (mut wire, mut out, _in) = pipe();
-        wire.write_all(b"small").await.unwrap();
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(20), out.next()).await;
-        assert!(waiting.is_err(), "no flush, no wake-up");
-        let big = vec![7u8; OUT_EAGER];
-        wire.write_all(&big).await.unwrap();
-        let chunk = out.next().await.unwrap().unwrap();
-        assert_eq!(chunk.len(), 5 + OUT_EAGER);
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(Pin::new(&mut out).poll_next(&mut cx).is_pending());
+        wire.write_all(b"42[\"a\"]").await.unwrap();
+        wire.write_all(b"42[\"b\"]").await.unwrap();
+        assert_eq!(woken(), 0, "writes alone do not wake actix");
+        wire.flush().await.unwrap();
+        assert_eq!(woken(), 1, "the flush does");
+        let Poll::Ready(Some(Ok(chunk))) = Pin::new(&mut out).poll_next(&mut cx) else {
+            panic!("a chunk after the flush");
+        };
+        assert_eq!(chunk.len(), 14);
+        assert!(Pin::new(&mut out).poll_next(&mut cx).is_pending());
+        wire.write_all(&vec![7u8; OUT_EAGER]).await.unwrap();
+        assert_eq!(woken(), 2, "a burst wakes actix before the flush");
     }
 
     #[tokio::test]
