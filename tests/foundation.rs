@@ -347,13 +347,33 @@ async fn socketio_shares_the_http_port_and_refuses_bad_queries() {
             .unwrap();
         assert_eq!(res.status(), 400, "{query}");
     }
-    // An oversize polling POST is refused, not buffered without bound.
+    // The bare session id names nothing: only the sealed one the handshake gave out.
+    let sid = open["sid"].as_str().unwrap();
+    let (bare, _) = sid.rsplit_once('.').expect("a sealed sid");
+    for query in [format!("sid={bare}"), format!("sid={sid}&sid={bare}")] {
+        let res = t
+            .client
+            .get(t.url(
+                ListenerKind::Unified,
+                &format!("/socket.io/?EIO=4&transport=polling&{query}"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"code": 1, "message": "Session ID unknown"})
+        );
+    }
+    // An oversize polling POST to a live session is refused, not buffered without bound.
     let big = "4".repeat(2_000_000);
     let res = t
         .client
         .post(t.url(
             ListenerKind::Unified,
-            "/socket.io/?EIO=4&transport=polling&sid=x",
+            &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
         ))
         .body(big)
         .send()

@@ -595,7 +595,8 @@ async fn typing(
 }
 
 /// `users:online`: the caller and the online users who share a conversation with them; nobody
-/// else, so no stranger's e-mail is ever disclosed.
+/// else, so no stranger's e-mail is ever disclosed. No socket id either (the legacy entry had
+/// `socketId`): it names the peer's Engine.IO session.
 async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), Fail> {
     let mut users = store::conversations::co_members(&state.db, &caller.id)
         .await
@@ -608,7 +609,6 @@ async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), 
         .map(|e| {
             json!({
                 "userId": e.user_id,
-                "socketId": e.socket_id,
                 "email": e.email,
                 "status": "online",
                 "lastSeen": e.last_seen.to_iso_millis(),

@@ -23,7 +23,6 @@ pub const OFFLINE_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PresenceEntry {
     pub user_id: String,
-    pub socket_id: String,
     pub email: String,
     pub online: bool,
     pub last_seen: Timestamp,
@@ -173,7 +172,6 @@ impl Presence for LocalPresence {
                 .filter_map(|u| {
                     m.get(u).map(|e| PresenceEntry {
                         user_id: u.clone(),
-                        socket_id: e.last_socket.clone(),
                         email: e.email.clone(),
                         online: !e.sockets.is_empty(),
                         last_seen: e.last_seen,

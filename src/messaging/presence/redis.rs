@@ -455,9 +455,8 @@ impl Presence for RedisPresence {
                 .iter()
                 .zip(rows)
                 .filter(|(_, (known, ..))| *known == 1)
-                .map(|(user, (_, live, email, sid, seen))| PresenceEntry {
+                .map(|(user, (_, live, email, _sid, seen))| PresenceEntry {
                     user_id: user.clone(),
-                    socket_id: sid,
                     email,
                     online: live > 0,
                     last_seen: chrono::DateTime::from_timestamp_millis(seen)

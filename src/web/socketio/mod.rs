@@ -5,9 +5,16 @@
 //! - polling requests are converted to `http` 1.x requests (bounded body), sent through the service,
 //!   and the answer is copied back;
 //! - websocket upgrades are answered (101) by actix itself, and the raw connection bytes are joined to
-//!   socketioxide through a `tokio::io::duplex` pair; socketioxide does the websocket framing.
+//!   socketioxide through [`pipe`], which hands actix every frame that is ready in one chunk;
+//!   socketioxide does the websocket framing.
 //!
 //! actix-web 4 speaks `http` 0.2 and socketioxide `http` 1.x, so heads are converted field by field.
+//!
+//! Every request that names an Engine.IO session must carry the sealed id the handshake gave out
+//! ([`session`]): a socket's id alone never lets anyone act on its session.
+
+mod pipe;
+mod session;
 
 use std::net::SocketAddr;
 
@@ -19,22 +26,16 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use socketioxide::adapter::Adapter;
 use socketioxide::service::SocketIoService;
-use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
 use crate::error::{ApiError, ErrorCode};
-
-/// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
-/// drain it continuously, so it only bounds a burst.
-const DUPLEX_BUFFER: usize = 64 * 1024;
-/// Read size from socketioxide towards the client. Most Socket.IO frames are small; an idle socket
-/// should not pin a large buffer (thousands of them are the common case).
-const OUTBOUND_CHUNK: usize = 1024;
+use session::{Named, SessionSeal};
 
 /// The socketioxide service shared by every actix worker of one listener, whatever its adapter.
 pub struct SocketIoBridge<A: Adapter> {
     service: SocketIoService<NotFoundService, A>,
     max_polling_body: usize,
+    seal: SessionSeal,
 }
 
 impl<A: Adapter> Clone for SocketIoBridge<A> {
@@ -42,6 +43,7 @@ impl<A: Adapter> Clone for SocketIoBridge<A> {
         SocketIoBridge {
             service: self.service.clone(),
             max_polling_body: self.max_polling_body,
+            seal: self.seal.clone(),
         }
     }
 }
@@ -55,6 +57,7 @@ impl<A: Adapter> SocketIoBridge<A> {
         SocketIoBridge {
             service,
             max_polling_body,
+            seal: SessionSeal::random(),
         }
     }
 }
@@ -92,12 +95,29 @@ fn bad_transport(reason: &str) -> ApiError {
     )
 }
 
-/// The actix request head as an `http` 1.x request, with the peer address in its extensions so
-/// socket handlers can rate-limit by client.
-fn convert_head<B>(req: &HttpRequest, body: B) -> Result<http::Request<B>, ApiError> {
+/// engine.io's answer to a request naming a session it does not know.
+fn unknown_session() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .json(serde_json::json!({ "code": 1, "message": "Session ID unknown" }))
+}
+
+/// The URI to hand socketioxide, and whether the request opens a session; `None` when the request
+/// names a session without its valid seal.
+fn unsealed_uri(req: &HttpRequest, seal: &SessionSeal) -> Option<(String, bool)> {
+    let query = req.uri().query().unwrap_or("");
+    match seal.check_query(query) {
+        Named::Nothing => Some((req.uri().to_string(), true)),
+        Named::Session(query) => Some((format!("{}?{query}", req.uri().path()), false)),
+        Named::Unknown => None,
+    }
+}
+
+/// The actix request head as an `http` 1.x request for `uri`, with the peer address in its
+/// extensions so socket handlers can rate-limit by client.
+fn convert_head<B>(req: &HttpRequest, uri: &str, body: B) -> Result<http::Request<B>, ApiError> {
     let mut builder = http::Request::builder()
         .method(req.method().as_str())
-        .uri(req.uri().to_string());
+        .uri(uri);
     for (name, value) in req.headers() {
         builder = builder.header(name.as_str(), value.as_bytes());
     }
@@ -115,6 +135,10 @@ async fn polling<A: Adapter>(
     payload: web::Payload,
     bridge: SocketIoBridge<A>,
 ) -> Result<HttpResponse, ApiError> {
+    // Checked before the body is read: a request for a session it may not use costs nothing more.
+    let Some((uri, handshake)) = unsealed_uri(&req, &bridge.seal) else {
+        return Ok(unknown_session());
+    };
     let body = match payload.to_bytes_limited(bridge.max_polling_body).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return Err(bad_transport("body could not be read")),
@@ -126,7 +150,7 @@ async fn polling<A: Adapter>(
             ))
         }
     };
-    let request = convert_head(&req, Full::new(body))?;
+    let request = convert_head(&req, &uri, Full::new(body))?;
     let response = match bridge.service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -143,6 +167,16 @@ async fn polling<A: Adapter>(
     if status.is_client_error() {
         return Ok(engine_io_error(status, &bytes));
     }
+    // The open packet of a new polling session: the client gets the sealed id, the only form of it
+    // that later requests may name.
+    let bytes = if handshake {
+        bridge
+            .seal
+            .seal_open_packet(&bytes)
+            .map_or(bytes, bytes::Bytes::from)
+    } else {
+        bytes
+    };
     let mut out = HttpResponse::build(status);
     for (name, value) in &parts.headers {
         // actix computes the length itself; a copied one would disagree after re-encoding.
@@ -179,49 +213,42 @@ async fn websocket<A: Adapter>(
     mut payload: web::Payload,
     bridge: SocketIoBridge<A>,
 ) -> Result<HttpResponse, ApiError> {
+    // An upgrade of a polling session names it; a websocket-first session names none.
+    let Some((uri, _)) = unsealed_uri(&req, &bridge.seal) else {
+        return Ok(unknown_session());
+    };
     let mut handshake = actix_http::ws::handshake(req.head())
         .map_err(|_| bad_transport("websocket handshake refused"))?;
 
-    let (server_side, client_side) = tokio::io::duplex(DUPLEX_BUFFER);
-    let request = convert_head(&req, ())?;
+    let (wire, outflow, inflow) = pipe::pipe();
+    let request = convert_head(&req, &uri, ())?;
     // Validates EIO/sid before the 101 goes out, so a bad query gets a plain 400.
     bridge
         .service
-        .oneshot((server_side, request))
+        .oneshot((wire, request))
         .await
         .map_err(|_| bad_transport("bad handshake query"))?;
 
-    let (from_socketio, mut to_socketio) = tokio::io::split(client_side);
-    // Dropped with the response body: tells the pump that actix gave up on the connection.
-    let (closed_tx, mut closed_rx) = tokio::sync::oneshot::channel::<()>();
-
-    // actix's Payload is !Send, so the pump runs on this worker's local executor.
+    // actix's Payload is !Send, so the pump runs on this worker's local executor. It stops when the
+    // client's side ends or nobody reads any more; dropping `inflow` is socketioxide's EOF.
     actix_web::rt::spawn(async move {
         loop {
             tokio::select! {
                 chunk = payload.next() => match chunk {
                     Some(Ok(bytes)) => {
-                        if to_socketio.write_all(&bytes).await.is_err() {
+                        if !inflow.send(bytes).await {
                             break;
                         }
                     }
                     _ => break,
                 },
-                _ = &mut closed_rx => break,
+                _ = inflow.closed() => break,
             }
         }
-        // EOF on socketioxide's side: it closes the socket at once instead of waiting for ping timeout.
-        let _ = to_socketio.shutdown().await;
     });
 
-    let body = tokio_util::io::ReaderStream::with_capacity(from_socketio, OUTBOUND_CHUNK).map(
-        move |chunk| {
-            let _keep_alive = &closed_tx;
-            chunk
-        },
-    );
     let response = handshake
-        .message_body(BodyStream::new(body).boxed())
+        .message_body(BodyStream::new(outflow).boxed())
         .map_err(|e| ApiError::internal("Socket.IO transport error", e))?;
     Ok(response.into())
 }
