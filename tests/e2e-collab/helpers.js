@@ -193,3 +193,49 @@ export function rawSocket(url, opts = {}) {
 }
 
 export { Y };
+
+/**
+ * A client of the original collaboration service (server-collaboration.js at 1ef9d91): a raw `ws`
+ * socket speaking its JSON text frames, byte arrays as JSON arrays of numbers. It sends what its
+ * document changes as `sync-update` as soon as the socket is open, applies every `sync-update` and
+ * `sync-state` it receives, and records `presence` frames. It sends nothing else unless asked to
+ * (`requestOnInit`: answer `sync-init` with `sync-request`, as the original's test client did).
+ */
+export async function jsonPeer(server, room, { tok = token(), requestOnInit = false } = {}) {
+  const doc = new Y.Doc();
+  const sock = rawSocket(`${server.ws}/${room}?token=${tok}`);
+  const peer = { ws: sock.ws, doc, closed: sock.closed, inits: 0, updates: 0, presence: [], binary: 0, errors: [] };
+  sock.ws.on("message", (data, isBinary) => {
+    if (isBinary) {
+      peer.binary += 1;
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data.toString());
+    } catch (e) {
+      peer.errors.push(e.message);
+      return;
+    }
+    if (msg.type === "sync-init") {
+      peer.inits += 1;
+      if (requestOnInit) sock.ws.send(JSON.stringify({ type: "sync-request" }));
+    } else if (msg.type === "sync-update") {
+      peer.updates += 1;
+      Y.applyUpdate(doc, Uint8Array.from(msg.update), "server");
+    } else if (msg.type === "sync-state") {
+      Y.applyUpdate(doc, Uint8Array.from(msg.state), "server");
+    } else if (msg.type === "presence") {
+      peer.presence.push(msg);
+    }
+  });
+  doc.on("update", (update, origin) => {
+    if (origin !== "server") sock.ws.send(JSON.stringify({ type: "sync-update", update: Array.from(update) }));
+  });
+  await sock.opened;
+  peer.close = () => {
+    sock.ws.close();
+    doc.destroy();
+  };
+  return peer;
+}
