@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use super::protocol;
-use super::room::{Identity, JoinError, Mode, Out, Reject, Room};
+use super::registry::JoinError;
+use super::room::{Identity, Mode, Out, Reject, Room};
 use super::{store, CollabStats};
 use crate::state::{AppState, Listener};
 
@@ -26,8 +27,9 @@ use crate::state::{AppState, Listener};
 const MAX_ROOM_BYTES: usize = 512;
 /// Frames a slow peer may have queued before it is dropped.
 const QUEUE: usize = 2048;
-/// A peer that has said nothing by then is taken for a legacy JSON client waiting for `sync-init`
-/// (y-websocket providers send sync step 1 as soon as they open).
+/// A peer that has said nothing by then is presumed to be a legacy JSON client waiting for
+/// `sync-init` (y-websocket providers send sync step 1 as soon as they open); what it missed
+/// meanwhile comes with the greeting.
 const LEGACY_GREETING_AFTER: Duration = Duration::from_millis(1000);
 /// Roles of `project_members` that may read but not edit.
 const READ_ONLY_ROLES: &[&str] = &["viewer", "read-only", "readonly", "read_only"];
@@ -267,7 +269,7 @@ async fn frame_loop(
     heartbeat.tick().await;
     let greeting = tokio::time::sleep(LEGACY_GREETING_AFTER);
     tokio::pin!(greeting);
-    let mut mode = Mode::Unknown;
+    let mut spoke = false;
     let mut last_seen = Instant::now();
     let mut window = (Instant::now(), 0u32);
 
@@ -290,14 +292,14 @@ async fn frame_loop(
                     Some((1013, "Too slow"))
                 };
             }
-            () = &mut greeting, if mode == Mode::Unknown => {
-                mode = Mode::Legacy;
-                room.identify(id, Mode::Legacy);
+            () = &mut greeting, if !spoke => {
+                spoke = true;
+                room.presume_legacy(id);
                 continue;
             }
         };
         last_seen = Instant::now();
-        let frames = match msg {
+        let (frames, mode) = match msg {
             None => return None,
             Some(Err(ProtocolError::Overflow)) => return Some((1009, "Frame too large")),
             Some(Err(e)) => {
@@ -305,12 +307,10 @@ async fn frame_loop(
                 return Some((1002, "Protocol error"));
             }
             Some(Ok(Message::Binary(bytes))) => {
-                if mode == Mode::Unknown {
-                    mode = Mode::Binary;
-                }
+                spoke = true;
                 // yrs can panic on hostile input; only this connection pays for it.
                 match std::panic::catch_unwind(|| protocol::decode_binary(&bytes)) {
-                    Ok(Ok(frames)) => frames,
+                    Ok(Ok(frames)) => (frames, Mode::Binary),
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "bad binary frame");
                         return Some((1007, "Invalid frame"));
@@ -319,11 +319,9 @@ async fn frame_loop(
                 }
             }
             Some(Ok(Message::Text(text))) => {
-                if mode == Mode::Unknown {
-                    mode = Mode::Legacy;
-                }
+                spoke = true;
                 match protocol::decode_text(&text) {
-                    Ok(frame) => vec![frame],
+                    Ok(frame) => (vec![frame], Mode::Legacy),
                     Err(e) => {
                         tracing::debug!(error = %e, "bad text frame");
                         return Some((1007, "Invalid frame"));

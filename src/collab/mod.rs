@@ -3,7 +3,8 @@
 //! - [`connection`]: the actix-ws endpoint on any path: auth, limits, heartbeat, the frame loop.
 //! - [`protocol`]: the y-websocket binary protocol and the original JSON protocol, decoded into one
 //!   frame type.
-//! - [`room`]: a room's document, awareness and peers, and the refcounted registry of rooms.
+//! - [`room`]: a room's document, awareness and peers.
+//! - [`registry`]: the loaded rooms, refcounted by their peers.
 //! - [`store`]: the update log and snapshots in the flux database.
 //! - `cluster` (feature `redis`): the same room on several instances, kept in sync over Redis.
 //!
@@ -16,6 +17,7 @@
 pub mod cluster;
 pub mod connection;
 pub mod protocol;
+pub mod registry;
 pub mod room;
 pub mod store;
 
@@ -32,7 +34,7 @@ use crate::db::Db;
 use crate::health::iso_now;
 use crate::state::AppState;
 
-use self::room::Registry;
+use self::registry::Registry;
 
 /// The live collaboration service of a listener: its rooms and the counters behind `/health` and
 /// `/stats`.

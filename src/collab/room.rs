@@ -48,8 +48,25 @@ struct Peer {
     tx: mpsc::Sender<Out>,
     kick: Arc<Notify>,
     mode: Mode,
+    /// The mode was presumed from the peer's silence, not read from a frame: a first binary frame
+    /// may still correct it.
+    presumed: bool,
     identity: Identity,
     awareness_ids: HashSet<u64>,
+    /// While the protocol is unknown: the document as it was when the peer joined. Nothing can be
+    /// sent to it before its protocol is known, so its greeting carries what changed since then.
+    joined_at: Option<StateVector>,
+    /// While the protocol is unknown: the latest legacy `presence` frame of each other peer, given
+    /// to it once it turns out to speak JSON.
+    held_presence: Vec<(ConnId, Arc<str>)>,
+}
+
+impl Peer {
+    /// Whether a frame of protocol `mode` from this peer settles (or corrects) its protocol.
+    fn learns_from(&self, mode: Mode) -> bool {
+        mode != Mode::Unknown
+            && (self.mode == Mode::Unknown || (self.presumed && self.mode != mode))
+    }
 }
 
 /// Why a frame closed its connection.
@@ -158,14 +175,19 @@ impl Room {
         kick: Arc<Notify>,
         identity: Identity,
     ) {
-        self.lock().peers.insert(
+        let mut inner = self.lock();
+        let joined_at = Some(inner.awareness.doc().transact().state_vector());
+        inner.peers.insert(
             id,
             Peer {
                 tx,
                 kick,
                 mode: Mode::Unknown,
+                presumed: false,
                 identity,
                 awareness_ids: HashSet::new(),
+                joined_at,
+                held_presence: Vec::new(),
             },
         );
     }
@@ -219,6 +241,13 @@ impl Room {
         }
         drop(txn);
         inner.approx_size = size;
+        // Nothing was relayed before the room was loaded: what a waiting peer missed starts here.
+        let sv = doc.transact().state_vector();
+        for peer in inner.peers.values_mut() {
+            if peer.joined_at.is_some() {
+                peer.joined_at = Some(sv.clone());
+            }
+        }
     }
 
     /// The whole document as one v1 update.
@@ -226,9 +255,27 @@ impl Room {
         self.lock().encode_state()
     }
 
-    /// Fixes the protocol of a peer that has not sent anything yet (see [`RoomInner::greet`]).
+    /// Fixes the protocol of a peer as if it had sent a frame of `mode` (see [`RoomInner::greet`]).
+    #[cfg(test)]
     pub(super) fn identify(&self, id: ConnId, mode: Mode) {
-        self.lock().greet(id, mode);
+        self.lock().greet(id, mode, true);
+    }
+
+    /// A peer that has said nothing for a while is presumed to be a client of the original JSON
+    /// protocol, which waits for `sync-init` (y-websocket providers send sync step 1 as soon as
+    /// they open). A binary frame from it later corrects the guess.
+    pub(super) fn presume_legacy(&self, id: ConnId) {
+        let mut inner = self.lock();
+        if inner
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.mode == Mode::Unknown)
+        {
+            inner.greet(id, Mode::Legacy, true);
+            if let Some(peer) = inner.peers.get_mut(&id) {
+                peer.presumed = true;
+            }
+        }
     }
 
     /// Applies one decoded frame from peer `id`, which arrived in a frame of protocol `mode`.
@@ -240,46 +287,74 @@ impl Room {
         max_document_bytes: usize,
     ) -> Result<(), Reject> {
         let mut inner = self.lock();
-        let Some(peer) = inner.peers.get(&id) else {
+        let Some(peer) = inner.peers.get_mut(&id) else {
             return Ok(());
         };
         let read_only = peer.identity.read_only;
-        // The first frame fixes the peer's protocol under this same lock, so no update applied
-        // by another peer can slip between its first answer and its first relayed update.
-        let first = peer.mode == Mode::Unknown;
-        if first && mode == Mode::Legacy {
-            inner.greet(id, mode);
+        let first = peer.learns_from(mode);
+        if mode == Mode::Legacy {
+            peer.presumed = false;
+        }
+        // The first frame fixes the peer's protocol under this same lock, so no update applied by
+        // another peer can slip between its greeting and its first relayed update. A y-websocket
+        // peer opens with sync step 1, whose answer carries everything it lacks: it is greeted
+        // after that answer and needs no catch-up. Any other first frame is greeted before it is
+        // applied, catch-up included.
+        let asks = mode == Mode::Binary && matches!(frame, Frame::SyncStep1(_));
+        if first && !asks {
+            inner.greet(id, mode, true);
         }
         let result = inner.apply(id, frame, read_only, max_document_bytes);
-        if first && mode == Mode::Binary {
-            inner.greet(id, mode);
+        if first && asks {
+            inner.greet(id, mode, false);
         }
         result
     }
 }
 
 impl RoomInner {
-    /// A peer's first frame reveals its protocol; a binary peer then gets the server's step 1 and
-    /// the awareness states (separate frames: the JS client decodes one message per frame), a
-    /// legacy peer the original's `sync-init`.
-    fn greet(&mut self, id: ConnId, mode: Mode) {
+    /// A peer's protocol is known: a binary peer gets the server's step 1 and the awareness states
+    /// (separate frames: the JS client decodes one message per frame), a legacy peer the
+    /// original's `sync-init`. With `catch_up`, either also gets what changed in the document
+    /// since it joined (one merged update), and a legacy peer the presence frames it was held.
+    fn greet(&mut self, id: ConnId, mode: Mode, catch_up: bool) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if peer.mode != Mode::Unknown || mode == Mode::Unknown {
+        if !peer.learns_from(mode) {
             return;
         }
         peer.mode = mode;
-        let sv = self.awareness.doc().transact().state_vector();
+        peer.presumed = false;
+        let joined_at = peer.joined_at.take();
+        let held = std::mem::take(&mut peer.held_presence);
+        let txn = self.awareness.doc().transact();
+        let sv = txn.state_vector();
+        let missed = joined_at
+            .as_ref()
+            .filter(|_| catch_up)
+            .map(|since| txn.encode_state_as_update_v1(since))
+            .filter(|u| u.as_slice() != EMPTY_UPDATE);
+        drop(txn);
         if mode == Mode::Binary {
             self.send_to(id, Out::Binary(protocol::encode_sync_step1(&sv).into()));
             if let Some(aw) = self.awareness_frame() {
                 self.send_to(id, Out::Binary(aw));
             }
+            if let Some(missed) = missed {
+                self.send_to(id, Out::Update(missed.into()));
+            }
         } else {
             use yrs::updates::encoder::Encode;
-            let init = protocol::legacy_sync_init(&sv.encode_v1());
+            // The original sent `sync-init` on connect, with the document as it was then.
+            let init = protocol::legacy_sync_init(&joined_at.unwrap_or(sv).encode_v1());
             self.send_to(id, Out::Text(init.into()));
+            if let Some(missed) = missed {
+                self.send_to(id, Out::Text(protocol::legacy_update(&missed).into()));
+            }
+            for (_, presence) in held {
+                self.send_to(id, Out::Text(presence));
+            }
         }
     }
 
@@ -336,6 +411,7 @@ impl RoomInner {
                             })
                             .clone(),
                         ),
+                        // Its greeting will carry this delta (see `greet`).
                         Mode::Unknown => continue,
                     };
                     deliver(peer, out);
@@ -380,6 +456,15 @@ impl RoomInner {
                 )
                 .into();
                 self.broadcast(Some(id), Mode::Legacy, || Out::Text(msg.clone()));
+                // A silent peer may be a legacy one: it gets the latest of each sender once known.
+                for (other, peer) in &mut self.peers {
+                    if *other != id && peer.mode == Mode::Unknown {
+                        match peer.held_presence.iter_mut().find(|(from, _)| *from == id) {
+                            Some(slot) => slot.1 = msg.clone(),
+                            None => peer.held_presence.push((id, msg.clone())),
+                        }
+                    }
+                }
             }
             Frame::Ignored => {}
         }
@@ -463,6 +548,12 @@ impl Room {
 }
 
 impl RoomInner {
+    /// No peers, and nothing unstored (or `anyway`: nothing to store, or a store failure).
+    pub(super) fn is_idle_and_stored(&self, anyway: bool) -> bool {
+        self.peers.is_empty()
+            && (anyway || (self.pending.is_empty() && self.version == self.compacted_version))
+    }
+
     fn relay(&self, r: Relayed) {
         if let Some(relay) = &self.relay {
             relay.send(r);
@@ -506,343 +597,5 @@ fn deliver(peer: &Peer, out: Out) {
     }
 }
 
-/// The loaded rooms, by name. A room is created by its first peer and removed (by the persister)
-/// once it has no peers and nothing left to store.
-#[derive(Default)]
-pub struct Registry {
-    rooms: Mutex<HashMap<String, Arc<Room>>>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum JoinError {
-    Full,
-}
-
-impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a peer to `name`, creating the room; the peer leaves when the [`Membership`] drops.
-    pub fn join(
-        &self,
-        name: &str,
-        id: ConnId,
-        tx: mpsc::Sender<Out>,
-        kick: Arc<Notify>,
-        identity: Identity,
-        max_peers: usize,
-    ) -> Result<Membership, JoinError> {
-        let mut rooms = self.lock();
-        let room = rooms
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Room::new(name.to_string())))
-            .clone();
-        if room.peer_count() >= max_peers {
-            return Err(JoinError::Full);
-        }
-        room.add_peer(id, tx, kick, identity);
-        Ok(Membership { room, id })
-    }
-
-    pub fn rooms(&self) -> Vec<Arc<Room>> {
-        self.lock().values().cloned().collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Unloads `room` if it has no peers and everything in it is stored (or `force`, after a
-    /// store failure: its clients hold the state and restore it when they reconnect).
-    pub(super) fn unload_if_idle(&self, room: &Arc<Room>, force: bool) -> bool {
-        let mut rooms = self.lock();
-        let inner = room.lock();
-        let idle = inner.peers.is_empty()
-            && (force
-                || room.loaded.get().is_none()
-                || (inner.pending.is_empty() && inner.version == inner.compacted_version));
-        if idle && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            rooms.remove(&room.name);
-            return true;
-        }
-        false
-    }
-}
-
-/// A peer's place in a room; dropping it (on every exit path, panics included) leaves the room.
-pub struct Membership {
-    pub room: Arc<Room>,
-    pub id: ConnId,
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        self.room.remove_peer(self.id);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-    use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-    use yrs::{GetString, Text};
-
-    fn who(name: &str, read_only: bool) -> Identity {
-        Identity {
-            user_id: name.into(),
-            user_name: name.into(),
-            read_only,
-        }
-    }
-
-    fn peer(
-        reg: &Registry,
-        room: &str,
-        id: ConnId,
-        read_only: bool,
-    ) -> (Membership, mpsc::Receiver<Out>) {
-        let (tx, rx) = mpsc::channel(64);
-        let m = reg
-            .join(
-                room,
-                id,
-                tx,
-                Arc::new(Notify::new()),
-                who("u", read_only),
-                10,
-            )
-            .unwrap();
-        m.room.loaded.set(()).unwrap_or(());
-        (m, rx)
-    }
-
-    fn edit(text: &str) -> Vec<u8> {
-        let doc = Doc::new();
-        let t = doc.get_or_insert_text("t");
-        let mut txn = doc.transact_mut();
-        t.insert(&mut txn, 0, text);
-        txn.encode_update_v1()
-    }
-
-    fn text_of(room: &Room) -> String {
-        let doc = Doc::new();
-        doc.transact_mut()
-            .apply_update(Update::decode_v1(&room.encode_state()).unwrap())
-            .unwrap();
-        let t = doc.get_or_insert_text("t");
-        let s = t.get_string(&doc.transact());
-        s
-    }
-
-    fn drain(rx: &mut mpsc::Receiver<Out>) -> Vec<Out> {
-        let mut v = Vec::new();
-        while let Ok(o) = rx.try_recv() {
-            v.push(o);
-        }
-        v
-    }
-
-    #[test]
-    fn updates_reach_each_other_peer_once_in_its_protocol() {
-        let reg = Registry::default();
-        let (a, mut ra) = peer(&reg, "r", 1, false);
-        let (_b, mut rb) = peer(&reg, "r", 2, false);
-        let (_c, mut rc) = peer(&reg, "r", 3, false);
-        a.room.identify(1, Mode::Binary);
-        a.room.identify(2, Mode::Binary);
-        a.room.identify(3, Mode::Legacy);
-        drain(&mut ra);
-        drain(&mut rb);
-        drain(&mut rc);
-        a.room
-            .handle(1, Frame::Update(edit("hi")), Mode::Binary, 1 << 20)
-            .unwrap();
-        assert!(drain(&mut ra).is_empty(), "the sender gets no echo");
-        let b = drain(&mut rb);
-        assert_eq!(b.len(), 1);
-        assert!(matches!(b[0], Out::Update(_)));
-        let c = drain(&mut rc);
-        assert_eq!(c.len(), 1);
-        let Out::Text(t) = &c[0] else {
-            panic!("legacy peer got {c:?}")
-        };
-        assert!(t.starts_with(r#"{"type":"sync-update""#));
-        assert_eq!(text_of(&a.room), "hi");
-        assert_eq!(a.room.lock().pending.len(), 1);
-        // Re-sending a known update changes nothing and is not relayed.
-        a.room
-            .handle(1, Frame::Update(edit("hi")), Mode::Binary, 1 << 20)
-            .unwrap_or(());
-    }
-
-    #[test]
-    fn read_only_peers_cannot_edit() {
-        let reg = Registry::default();
-        let (a, _ra) = peer(&reg, "r", 1, true);
-        a.room
-            .handle(1, Frame::Update(edit("no")), Mode::Binary, 1 << 20)
-            .unwrap();
-        assert_eq!(text_of(&a.room), "");
-        assert!(a.room.lock().pending.is_empty());
-    }
-
-    #[test]
-    fn garbage_updates_and_oversize_documents_are_rejected() {
-        let reg = Registry::default();
-        let (a, _ra) = peer(&reg, "r", 1, false);
-        assert_eq!(
-            a.room
-                .handle(1, Frame::Update(vec![9, 9, 9]), Mode::Binary, 1 << 20),
-            Err(Reject::Malformed)
-        );
-        assert_eq!(
-            a.room
-                .handle(1, Frame::Update(edit(&"x".repeat(100))), Mode::Binary, 50),
-            Err(Reject::DocumentTooLarge)
-        );
-        assert_eq!(text_of(&a.room), "");
-    }
-
-    #[test]
-    fn awareness_is_removed_for_everyone_when_its_peer_leaves() {
-        let reg = Registry::default();
-        let (a, _ra) = peer(&reg, "r", 1, false);
-        let (b, mut rb) = peer(&reg, "r", 2, false);
-        a.room.identify(1, Mode::Binary);
-        b.room.identify(2, Mode::Binary);
-        drain(&mut rb);
-        let mut clients = HashMap::new();
-        clients.insert(
-            ClientID::new(77),
-            AwarenessUpdateEntry {
-                clock: 1,
-                json: r#"{"user":"a"}"#.into(),
-            },
-        );
-        a.room
-            .handle(
-                1,
-                Frame::Awareness(AwarenessUpdate { clients }),
-                Mode::Binary,
-                1 << 20,
-            )
-            .unwrap();
-        assert_eq!(drain(&mut rb).len(), 1);
-        drop(a);
-        let removal = drain(&mut rb);
-        assert_eq!(removal.len(), 1);
-        let Out::Binary(bytes) = &removal[0] else {
-            panic!()
-        };
-        let frames = protocol::decode_binary(bytes).unwrap();
-        let Frame::Awareness(u) = &frames[0] else {
-            panic!()
-        };
-        assert_eq!(u.clients[&ClientID::new(77)].json.as_ref(), "null");
-        // A late joiner sees no state of the departed peer.
-        assert!(b.room.lock().awareness_frame().is_none());
-    }
-
-    #[test]
-    fn registry_refcounts_rooms() {
-        let reg = Registry::default();
-        let (a, _ra) = peer(&reg, "r", 1, false);
-        let (b, _rb) = peer(&reg, "r", 2, false);
-        let (c, _rc) = peer(&reg, "other", 3, false);
-        assert_eq!(reg.len(), 2);
-        assert!(Arc::ptr_eq(&a.room, &b.room));
-        let room = a.room.clone();
-        assert!(!reg.unload_if_idle(&room, false), "peers still there");
-        drop(a);
-        drop(b);
-        a_room_with_pending_stays(&reg, &room);
-        drop(c);
-        let other = reg.rooms().into_iter().find(|r| r.name == "other").unwrap();
-        assert!(reg.unload_if_idle(&other, false));
-        assert!(reg.is_empty());
-    }
-
-    fn a_room_with_pending_stays(reg: &Registry, room: &Arc<Room>) {
-        room.lock().pending.push(vec![1]);
-        room.lock().version += 1;
-        assert!(!reg.unload_if_idle(room, false), "unstored changes keep it");
-        assert!(
-            reg.unload_if_idle(room, true),
-            "a failed store unloads it anyway"
-        );
-    }
-
-    #[test]
-    fn full_rooms_refuse_and_a_failed_load_unloads() {
-        let reg = Registry::default();
-        let (tx, _rx) = mpsc::channel(1);
-        let mut members = Vec::new();
-        for id in 0..10 {
-            members.push(
-                reg.join(
-                    "r",
-                    id,
-                    tx.clone(),
-                    Arc::new(Notify::new()),
-                    who("u", false),
-                    10,
-                )
-                .unwrap(),
-            );
-        }
-        assert!(matches!(
-            reg.join("r", 99, tx, Arc::new(Notify::new()), who("u", false), 10),
-            Err(JoinError::Full)
-        ));
-        let room = members[0].room.clone();
-        members.clear();
-        // Never loaded (as after a failed load): nothing to store, so it unloads.
-        assert!(reg.unload_if_idle(&room, false));
-        assert!(reg.is_empty());
-    }
-
-    #[test]
-    fn slow_peers_are_kicked_not_waited_for() {
-        let reg = Registry::default();
-        let (tx, _rx) = mpsc::channel(1);
-        let kick = Arc::new(Notify::new());
-        let a = reg
-            .join("r", 1, tx, kick.clone(), who("u", false), 10)
-            .unwrap();
-        a.room.identify(1, Mode::Binary);
-        a.room
-            .handle(1, Frame::QueryAwareness, Mode::Binary, 1 << 20)
-            .unwrap();
-        a.room
-            .handle(
-                1,
-                Frame::SyncStep1(StateVector::default()),
-                Mode::Binary,
-                1 << 20,
-            )
-            .unwrap();
-        a.room
-            .handle(
-                1,
-                Frame::SyncStep1(StateVector::default()),
-                Mode::Binary,
-                1 << 20,
-            )
-            .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_secs(1), kick.notified())
-                .await
-                .expect("kicked");
-        });
-    }
-}
+mod tests;
