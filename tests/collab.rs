@@ -139,12 +139,33 @@ async fn stats(t: &TestServer) -> serde_json::Value {
     body
 }
 
+async fn stats_as(t: &TestServer, token: Option<&str>) -> serde_json::Value {
+    let mut req = t.client.get(t.url(ListenerKind::Collab, "/stats"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.expect("request");
+    assert_eq!(res.status(), 200);
+    res.json().await.expect("JSON")
+}
+
+/// An admin made the way `flux user create-admin` makes one, and an access token of it.
+async fn admin_token(t: &TestServer, email: &str) -> String {
+    let settings = t.server.as_ref().unwrap().state().settings.as_ref().clone();
+    let admin = flux::auth::admin::create_admin(&settings, email, None, "Admin-passw0rd!")
+        .await
+        .expect("create-admin");
+    TokenKeys::new(common::SECRET, 900)
+        .issue_access(&admin.id, email, "admin")
+        .expect("token")
+}
+
 /// Waits until no room is loaded: every exit path must leave the registry empty.
 async fn assert_registry_empties(t: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let s = stats(t).await;
-        if s["rooms"].as_object().is_some_and(|r| r.is_empty()) && s["connections"] == 0 {
+        if s["activeRooms"] == 0 && s["connections"] == 0 {
             return;
         }
         assert!(Instant::now() < deadline, "rooms still loaded: {s}");
@@ -186,8 +207,9 @@ async fn anonymous_mode_opens_plain_rooms_but_not_project_rooms() {
     let t = start(Backend::Sqlite, |s| s.collab.allow_anonymous = true).await;
     let mut ws = connect(&t, "/open-room").await;
     assert_eq!(fetch_text(&mut ws).await, "");
+    let admin = admin_token(&t, "boss@example.com").await;
     assert_eq!(
-        stats(&t).await["rooms"]["open-room"]["users"][0],
+        stats_as(&t, Some(&admin)).await["rooms"]["open-room"]["users"][0],
         "anonymous"
     );
     let mut ws2 = connect(&t, "/project-p1").await;
@@ -484,4 +506,95 @@ async fn heartbeat_drops_silent_peers() {
     drop(ws);
     assert_registry_empties(&t).await;
     t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_names_and_users_are_shown_to_admins_only() {
+    for backend in backends() {
+        let t = start(backend, |_| {}).await;
+        let mut a = connect_as(&t, "secret-room", "alice").await;
+        let mut b = connect_as(&t, "secret-room", "bob").await;
+        assert_eq!(fetch_text(&mut a).await, "");
+        assert_eq!(fetch_text(&mut b).await, "");
+        let admin = admin_token(&t, "boss@example.com").await;
+        let db = t.server.as_ref().unwrap().state().db.clone();
+
+        // Anyone, a normal user, a forged admin claim on no admin account, an admin's refresh
+        // token, or garbage: counts only.
+        let keys = TokenKeys::new(common::SECRET, 900);
+        let forged = keys
+            .issue_access("alice", "alice@example.com", "admin")
+            .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let admin_id = keys.verify(&admin).unwrap().id;
+        let refresh = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &flux::auth::token::Claims {
+                id: admin_id.clone(),
+                email: "boss@example.com".into(),
+                user_type: "admin".into(),
+                token_type: Some("refresh".into()),
+                iat: now,
+                exp: now + 900,
+            },
+            &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
+        )
+        .unwrap();
+        let user = token("alice");
+        for who in [
+            None,
+            Some(user.as_str()),
+            Some(forged.as_str()),
+            Some(refresh.as_str()),
+            Some("garbage"),
+        ] {
+            let s = stats_as(&t, who).await;
+            assert_eq!(s["connections"], 2, "{who:?}: {s}");
+            assert_eq!(s["activeRooms"], 1, "{who:?}: {s}");
+            assert!(s.get("rooms").is_none(), "{who:?}: {s}");
+            let text = s.to_string();
+            assert!(
+                !text.contains("secret-room") && !text.contains("alice"),
+                "{who:?}: {text}"
+            );
+        }
+        // /health is public: counts only, whoever asks.
+        for who in [None, Some(admin.as_str())] {
+            let mut req = t.client.get(t.url(ListenerKind::Collab, "/health"));
+            if let Some(token) = who {
+                req = req.bearer_auth(token);
+            }
+            let health: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            assert_eq!(health["service"], "collaboration-server");
+            assert_eq!(health["connections"], 2);
+            assert_eq!(health["activeRooms"], 1);
+            assert!(health.get("rooms").is_none(), "{health}");
+            assert!(!health.to_string().contains("secret-room"), "{health}");
+        }
+
+        // An admin sees each room and its users.
+        let s = stats_as(&t, Some(&admin)).await;
+        assert_eq!(s["rooms"]["secret-room"]["connections"], 2, "{s}");
+        let mut users: Vec<String> =
+            serde_json::from_value(s["rooms"]["secret-room"]["users"].clone()).unwrap();
+        users.sort();
+        assert_eq!(users, ["alice", "bob"]);
+
+        // A deactivated admin's token, still unexpired, no longer does.
+        let mut conn = db.get_write().await.unwrap();
+        flux::db!(conn, |c| {
+            diesel::update(users::table.find(&admin_id))
+                .set(users::is_active.eq(false))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        drop(conn);
+        assert!(stats_as(&t, Some(&admin)).await.get("rooms").is_none());
+
+        drop(a);
+        drop(b);
+        assert_registry_empties(&t).await;
+        t.stop().await;
+    }
 }

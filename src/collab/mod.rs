@@ -31,8 +31,10 @@ use serde::Serialize;
 
 use crate::config::CollabSettings;
 use crate::db::Db;
+use crate::error::ApiError;
 use crate::health::iso_now;
 use crate::state::AppState;
+use crate::web::identity::AccessUser;
 
 use self::registry::Registry;
 
@@ -228,27 +230,38 @@ pub async fn not_found() -> HttpResponse {
         .body("Not Found")
 }
 
-async fn stats(listener: web::Data<crate::state::Listener>) -> HttpResponse {
+/// The original's `/stats`. Anyone gets the counts; room names and who is in them only an
+/// admin: a valid access token of an account that is an active admin now (as the admin routes of
+/// accounts decide it).
+async fn stats(
+    listener: web::Data<crate::state::Listener>,
+    caller: Option<AccessUser>,
+) -> Result<HttpResponse, ApiError> {
     let Some(collab) = listener.collab.as_ref() else {
-        return not_found().await;
+        return Ok(not_found().await);
+    };
+    let admin = match &caller {
+        Some(AccessUser(user)) => crate::accounts::users::is_active_admin(&collab.db, user)
+            .await
+            .map_err(ApiError::unavailable)?,
+        None => false,
     };
     let snap = collab.snapshot();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "startTime": collab.start_ms,
         "connections": snap.connections,
         "totalConnections": snap.total_connections,
-        "rooms": snap.rooms,
+        "activeRooms": snap.rooms.len(),
         "messages": snap.messages,
         "timestamp": iso_now(),
     });
-    // The original pretty-printed this one.
-    match serde_json::to_string_pretty(&body) {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("application/json; charset=utf-8")
-            .body(text),
-        Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError::internal(
-            "Internal server error",
-            e,
-        )),
+    if admin {
+        body["rooms"] = serde_json::json!(snap.rooms);
     }
+    // The original pretty-printed this one.
+    let text = serde_json::to_string_pretty(&body)
+        .map_err(|e| ApiError::internal("Internal server error", e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json; charset=utf-8")
+        .body(text))
 }

@@ -300,7 +300,10 @@ fn a_silent_peer_presumed_legacy_gets_what_it_missed_and_the_latest_presence() {
             )
             .unwrap();
     }
-    assert!(drain(&mut rb).is_empty(), "nothing before its protocol is known");
+    assert!(
+        drain(&mut rb).is_empty(),
+        "nothing before its protocol is known"
+    );
 
     a.room.presume_legacy(2);
     let got = texts(&drain(&mut rb));
