@@ -598,3 +598,114 @@ async fn room_names_and_users_are_shown_to_admins_only() {
         t.stop().await;
     }
 }
+
+/// Hostile frames over real sockets: each case opens a connection, sends one arbitrary frame
+/// (binary, or text that may be JSON of the original protocol), then asks for the document. The
+/// connection either answers (the frame was harmless) or closes with a protocol code, never 1011
+/// (a caught panic), and a peer that stayed connected throughout still syncs. The frame-level
+/// properties with many more cases are in src/collab/frame_props.rs.
+#[test]
+fn hostile_frames_over_real_sockets_close_only_their_connection() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    const CASES: u32 = 256;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(start(Backend::Sqlite, |_| {}));
+    let mut good = rt.block_on(connect_as(&t, "fuzz", "good"));
+    assert_eq!(rt.block_on(fetch_text(&mut good)), "");
+
+    let binary = (
+        prop_oneof![Just(0u8), Just(1), Just(3), any::<u8>()],
+        prop_oneof![Just(0u8), Just(1), Just(2), any::<u8>()],
+        prop::collection::vec(any::<u8>(), 0..96),
+    )
+        .prop_map(|(tag, sub, rest)| {
+            let mut v = vec![tag];
+            if tag == 0 {
+                v.push(sub);
+            }
+            v.extend(rest);
+            Message::Binary(v.into())
+        });
+    let json_type = prop_oneof![
+        Just("sync-update".to_owned()),
+        Just("sync-request".to_owned()),
+        Just("presence".to_owned()),
+        Just("auth".to_owned()),
+        "[a-z-]{0,12}",
+    ];
+    let text = prop_oneof![
+        ".{0,64}".prop_map(|s: String| Message::Text(s.into())),
+        (
+            json_type,
+            prop::collection::vec(any::<i32>(), 0..32),
+            ".{0,16}"
+        )
+            .prop_map(|(ty, update, data)| {
+                let v = serde_json::json!({"type": ty, "update": update, "data": data});
+                Message::Text(v.to_string().into())
+            }),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let ran = std::sync::atomic::AtomicU32::new(0);
+    let result = runner.run(&prop_oneof![binary, text], |frame| {
+        ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        rt.block_on(async {
+            let mut bad = connect_as(&t, "fuzz", "attacker").await;
+            bad.send(frame.clone())
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let _ = bad
+                .send(Message::Binary(step1(&StateVector::default()).into()))
+                .await;
+            let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match bad.next().await {
+                        Some(Ok(Message::Close(frame))) => {
+                            return Err(frame.map(|f| u16::from(f.code)))
+                        }
+                        Some(Ok(Message::Binary(b))) if b.starts_with(&[0, 1]) => return Ok(()),
+                        Some(Ok(_)) => continue,
+                        _ => return Err(None),
+                    }
+                }
+            })
+            .await
+            .map_err(|_| TestCaseError::fail("no answer and no close within 5 s"))?;
+            if let Err(code) = outcome {
+                prop_assert!(
+                    matches!(code, Some(1002 | 1003 | 1007 | 1008 | 1009)),
+                    "{frame:?} closed with {code:?}"
+                );
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(ran.into_inner() >= CASES);
+
+    // The peer that stayed is still served: its edit is stored and reaches a newcomer.
+    rt.block_on(async {
+        good.send(Message::Binary(update_frame("still here").into()))
+            .await
+            .unwrap();
+        let mut late = connect_as(&t, "fuzz", "late").await;
+        let text = fetch_text(&mut late).await;
+        assert!(text.contains("still here"), "{text:?}");
+        drop(good);
+        drop(late);
+        assert_registry_empties(&t).await;
+        t.stop().await;
+    });
+}

@@ -3,6 +3,7 @@
 //! - [`connection`]: the actix-ws endpoint on any path: auth, limits, heartbeat, the frame loop.
 //! - [`protocol`]: the y-websocket binary protocol and the original JSON protocol, decoded into one
 //!   frame type.
+//! - `checked_update`: Yjs updates decoded with their client ids range-checked.
 //! - [`room`]: a room's document, awareness and peers.
 //! - [`registry`]: the loaded rooms, refcounted by their peers.
 //! - [`store`]: the update log and snapshots in the flux database.
@@ -13,9 +14,12 @@
 //! `batch_interval_ms` it appends each room's new updates, compacts rooms past the threshold, and
 //! unloads rooms whose last peer left.
 
+mod checked_update;
 #[cfg(feature = "redis")]
 pub mod cluster;
 pub mod connection;
+#[cfg(test)]
+mod frame_props;
 pub mod protocol;
 pub mod registry;
 pub mod room;

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 use yrs::sync::awareness::Awareness;
-use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
 
+use super::checked_update::decode_update;
 use super::protocol::{self, Frame};
 
 pub type ConnId = u64;
@@ -229,7 +229,7 @@ impl Room {
         let mut txn = doc.transact_mut();
         let mut size = 0;
         for bytes in updates {
-            match Update::decode_v1(bytes).map(|u| txn.apply_update(u)) {
+            match decode_update(bytes).map(|u| txn.apply_update(u)) {
                 Ok(Ok(())) => size += bytes.len(),
                 Ok(Err(e)) => {
                     tracing::error!(room = %self.name, error = %e, "persisted update not applied")
@@ -381,7 +381,7 @@ impl RoomInner {
                 if self.approx_size.saturating_add(bytes.len()) > max_document_bytes {
                     return Err(Reject::DocumentTooLarge);
                 }
-                let update = Update::decode_v1(&bytes).map_err(|_| Reject::Malformed)?;
+                let update = decode_update(&bytes).map_err(|_| Reject::Malformed)?;
                 let doc = self.awareness.doc().clone();
                 let delta = {
                     let mut txn = doc.transact_mut();
@@ -502,7 +502,7 @@ impl Room {
     /// next append, the change still reaches storage. Returns false for undecodable bytes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn apply_remote(&self, bytes: &[u8]) -> bool {
-        let Ok(update) = Update::decode_v1(bytes) else {
+        let Ok(update) = decode_update(bytes) else {
             return false;
         };
         let mut inner = self.lock();

@@ -2,7 +2,8 @@ use super::*;
 use crate::collab::registry::{JoinError, Membership, Registry};
 use std::collections::HashMap;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-use yrs::{GetString, Text};
+use yrs::updates::decoder::Decode;
+use yrs::{GetString, Text, Update};
 
 fn who(name: &str, read_only: bool) -> Identity {
     Identity {
