@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::protocol;
 use super::registry::JoinError;
-use super::room::{Identity, Mode, Out, Reject, Room};
+use super::room::{Identity, LegacyDelta, Mode, Out, Reject, Room};
 use super::{store, CollabStats};
 use crate::state::{AppState, Listener};
 
@@ -379,22 +379,22 @@ async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>)
                 None => break,
             },
         };
+        // A peer that fell behind gets its backlog of deltas as one merged update: one frame and
+        // one Yjs transaction on the client instead of hundreds.
         let sent = match out {
             Out::Update(first) => {
-                // A peer that fell behind gets its backlog as one merged update: one frame and
-                // one Yjs transaction on the client instead of hundreds.
-                let mut deltas = vec![first];
-                while deltas.len() < MERGE_MAX {
-                    match rx.try_recv() {
-                        Ok(Out::Update(d)) => deltas.push(d),
-                        Ok(other) => {
-                            held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let deltas = backlog(first, &mut rx, &mut held, |out| match out {
+                    Out::Update(d) => Ok(d),
+                    other => Err(other),
+                });
                 send_updates(&mut session, &deltas).await
+            }
+            Out::LegacyUpdate(first) => {
+                let deltas = backlog(first, &mut rx, &mut held, |out| match out {
+                    Out::LegacyUpdate(d) => Ok(d),
+                    other => Err(other),
+                });
+                send_legacy_updates(&mut session, &deltas).await
             }
             Out::Binary(b) => session.binary(b).await,
             Out::Text(t) => session.text(t.to_string()).await,
@@ -412,6 +412,30 @@ async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>)
     let _ = session.close(None).await;
 }
 
+/// `first` and the deltas of the same kind queued right behind it (at most [`MERGE_MAX`]); the
+/// first frame of another kind is kept in `held`, so the order of frames never changes.
+fn backlog<T>(
+    first: T,
+    rx: &mut mpsc::Receiver<Out>,
+    held: &mut Option<Out>,
+    same: impl Fn(Out) -> Result<T, Out>,
+) -> Vec<T> {
+    let mut run = vec![first];
+    while run.len() < MERGE_MAX {
+        match rx.try_recv() {
+            Ok(out) => match same(out) {
+                Ok(d) => run.push(d),
+                Err(other) => {
+                    *held = Some(other);
+                    break;
+                }
+            },
+            Err(_) => break,
+        }
+    }
+    run
+}
+
 async fn send_updates(
     session: &mut actix_ws::Session,
     deltas: &[bytes::Bytes],
@@ -425,6 +449,26 @@ async fn send_updates(
             tracing::warn!(error = %e, "deltas not mergeable; sending each");
             for d in deltas {
                 session.binary(protocol::encode_update(d)).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn send_legacy_updates(
+    session: &mut actix_ws::Session,
+    deltas: &[Arc<LegacyDelta>],
+) -> Result<(), actix_ws::Closed> {
+    if let [one] = deltas {
+        return session.text(one.text().to_string()).await;
+    }
+    let raw: Vec<&[u8]> = deltas.iter().map(|d| d.delta.as_ref()).collect();
+    match yrs::merge_updates_v1(&raw) {
+        Ok(merged) => session.text(protocol::legacy_update(&merged)).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "deltas not mergeable; sending each");
+            for d in deltas {
+                session.text(d.text().to_string()).await?;
             }
             Ok(())
         }

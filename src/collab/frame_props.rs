@@ -143,10 +143,11 @@ fn assert_room_serves_the_others(s: &mut Scene, case: usize) -> Result<(), TestC
     prop_assert_eq!(honest_text(delta), marker.clone());
     let json = drain(&mut s.json);
     prop_assert_eq!(json.len(), 1, "JSON bystander got {:?}", json);
-    let Out::Text(text) = &json[0] else {
+    let Out::LegacyUpdate(text) = &json[0] else {
         return Err(TestCaseError::fail(format!("JSON bystander got {json:?}")));
     };
-    let v: Value = serde_json::from_str(text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let v: Value =
+        serde_json::from_str(&text.text()).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&v["type"], "sync-update");
     let bytes: Vec<u8> = serde_json::from_value(v["update"].clone())
         .map_err(|e| TestCaseError::fail(e.to_string()))?;

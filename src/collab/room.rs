@@ -22,10 +22,35 @@ pub enum Out {
     Binary(Bytes),
     /// A document delta for a y-websocket peer; the writer merges a backlog of these into one frame.
     Update(Bytes),
+    /// The same for a peer of the original JSON protocol (a `sync-update` frame).
+    LegacyUpdate(Arc<LegacyDelta>),
     Text(Arc<str>),
     Ping,
     Pong(Bytes),
     Close(u16, &'static str),
+}
+
+/// A delta on its way to JSON peers. Its `sync-update` text is made at most once, by the first
+/// writer that sends the delta on its own; a writer with a backlog merges the deltas instead.
+#[derive(Debug)]
+pub struct LegacyDelta {
+    pub delta: Bytes,
+    text: std::sync::OnceLock<Arc<str>>,
+}
+
+impl LegacyDelta {
+    pub fn new(delta: Bytes) -> Arc<LegacyDelta> {
+        Arc::new(LegacyDelta {
+            delta,
+            text: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn text(&self) -> Arc<str> {
+        self.text
+            .get_or_init(|| protocol::legacy_update(&self.delta).into())
+            .clone()
+    }
 }
 
 /// Which protocol a peer speaks, known from its first frame.
@@ -393,23 +418,18 @@ impl RoomInner {
                 }
                 self.approx_size += delta.len();
                 self.version += 1;
-                let mut binary: Option<Bytes> = None;
-                let mut text = None;
+                let binary = Bytes::from(delta.clone());
+                let mut legacy = None;
                 for (other, peer) in &self.peers {
                     if *other == id {
                         continue;
                     }
                     let out = match peer.mode {
-                        Mode::Binary => Out::Update(
-                            binary
-                                .get_or_insert_with(|| Bytes::from(delta.clone()))
+                        Mode::Binary => Out::Update(binary.clone()),
+                        Mode::Legacy => Out::LegacyUpdate(
+                            legacy
+                                .get_or_insert_with(|| LegacyDelta::new(binary.clone()))
                                 .clone(),
-                        ),
-                        Mode::Legacy => Out::Text(
-                            text.get_or_insert_with(|| {
-                                Arc::<str>::from(protocol::legacy_update(&delta))
-                            })
-                            .clone(),
                         ),
                         // Its greeting will carry this delta (see `greet`).
                         Mode::Unknown => continue,
@@ -520,9 +540,9 @@ impl Room {
         inner.approx_size += delta.len();
         inner.version += 1;
         let binary = Bytes::from(delta);
-        let text: Arc<str> = protocol::legacy_update(&binary).into();
+        let legacy = LegacyDelta::new(binary.clone());
         inner.broadcast(None, Mode::Binary, || Out::Update(binary.clone()));
-        inner.broadcast(None, Mode::Legacy, || Out::Text(text.clone()));
+        inner.broadcast(None, Mode::Legacy, || Out::LegacyUpdate(legacy.clone()));
         true
     }
 

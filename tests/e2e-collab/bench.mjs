@@ -32,9 +32,18 @@ if (protocol !== "y" && protocol !== "json") throw new Error(`protocol must be y
 const room = `bench-${protocol}-${Date.now()}`;
 process.setMaxListeners(CLIENTS + 10); // y-websocket adds a process exit listener per provider
 
+// Frames the clients receive during the measured burst (after the initial sync).
+let framesIn = 0;
+class CountingWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.on("message", () => (framesIn += 1));
+  }
+}
+
 /** A client of the original JSON protocol: edits go out as `sync-update`, received ones are applied. */
 function jsonClient(doc) {
-  const ws = new WebSocket(`${base}/${room}?token=${tok}`);
+  const ws = new CountingWebSocket(`${base}/${room}?token=${tok}`);
   const client = { ws, synced: false, destroy: () => ws.close() };
   ws.on("open", () => (client.synced = true));
   ws.on("message", (data, isBinary) => {
@@ -53,7 +62,7 @@ for (let i = 0; i < CLIENTS; i++) {
   const doc = new Y.Doc();
   const p =
     protocol === "y"
-      ? new WebsocketProvider(base, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true, params: { token: tok } })
+      ? new WebsocketProvider(base, room, doc, { WebSocketPolyfill: CountingWebSocket, disableBc: true, params: { token: tok } })
       : jsonClient(doc);
   peers.push({ doc, p, list: doc.getArray("items") });
 }
@@ -67,6 +76,7 @@ const rssBefore = status(pid, "VmRSS");
 const cpuBefore = cpuMs(pid);
 const total = CLIENTS * UPDATES;
 
+framesIn = 0;
 const start = process.hrtime.bigint();
 for (let u = 0; u < UPDATES; u++) {
   for (let i = 0; i < CLIENTS; i++) peers[i].list.push([`${i}:${u}`]);
@@ -81,6 +91,7 @@ for (;;) {
   await new Promise((r) => setImmediate(r));
 }
 const cpuAfter = cpuMs(pid);
+const framesPerClient = framesIn / CLIENTS;
 const same = peers.every((x) => JSON.stringify(x.list.toArray()) === JSON.stringify(peers[0].list.toArray()));
 const result = {
   protocol: protocol === "y" ? "y-websocket" : "original JSON",
@@ -90,6 +101,8 @@ const result = {
   // Without convergence: how far the worst-off client got within 20 s.
   fewestItems: Math.min(...peers.map((x) => x.list.length)),
   identicalDocuments: same,
+  // Frames each client received from the start of the burst to convergence (≤ (N−1)×M updates).
+  framesPerClient: Number(framesPerClient.toFixed(1)),
   serverCpuMs: Math.round(cpuAfter - cpuBefore),
   serverRssBeforeMB: Number(rssBefore.toFixed(1)),
   serverRssAfterMB: Number(status(pid, "VmRSS").toFixed(1)),
