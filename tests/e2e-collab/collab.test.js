@@ -10,6 +10,7 @@ import {
   destroy,
   freshPostgres,
   getJson,
+  jsonPeer,
   provider,
   rawSocket,
   sleep,
@@ -346,6 +347,19 @@ describe("two flux serve collab instances over Redis", () => {
       const c = await provider(second, r);
       await waitFor(() => c.doc.getText("t").toString() === "from A from B", { message: "late joiner on B" });
       destroy(a, b, c);
+
+      // Clients of the original JSON protocol: one edits on the first instance at once, one on the
+      // second never speaks; both converge.
+      const r2 = room("cluster-json");
+      const silent = await jsonPeer(second, r2);
+      const talker = await jsonPeer(first, r2);
+      await sleep(200); // both rooms joined the cluster
+      talker.doc.getText("t").insert(0, "across instances");
+      await waitFor(() => silent.doc.getText("t").toString() === "across instances", {
+        message: "JSON edit at a silent JSON peer on the other instance",
+      });
+      silent.close();
+      talker.close();
     } finally {
       await second.stop();
       await first.stop();
