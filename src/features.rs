@@ -3,7 +3,7 @@
 //! `collab` also gates its code and its dependencies (yrs, actix-ws) at compile time; the others
 //! share their dependencies with the rest of the crate and gate targets only.
 
-use crate::cli::Target;
+use crate::topology::Target;
 
 pub fn ensure(target: Target) -> anyhow::Result<()> {
     let needs: &[(&str, bool)] = match target {

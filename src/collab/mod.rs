@@ -33,12 +33,12 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::auth::identity::AccessUser;
+use crate::auth::TokenKeys;
+use crate::cluster::Cluster;
 use crate::config::CollabSettings;
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::health::iso_now;
-use crate::state::AppState;
-use crate::web::identity::AccessUser;
 
 use self::registry::Registry;
 
@@ -49,6 +49,8 @@ pub struct CollabStats {
     pub(crate) registry: Registry,
     pub(crate) db: Db,
     pub(crate) settings: CollabSettings,
+    /// Verifies `?token=` (or the bearer header) of each socket.
+    pub(crate) tokens: TokenKeys,
     /// The runtime every database call runs on (see the module docs).
     pub(crate) runtime: tokio::runtime::Handle,
     /// The other instances, when `redis.url` is set.
@@ -85,16 +87,23 @@ pub struct StatsSnapshot {
 
 impl CollabStats {
     /// Must be called inside the tokio runtime that outlives the listener; starts the persister.
-    pub fn new(state: &AppState) -> Arc<Self> {
+    pub fn new(
+        db: Db,
+        settings: CollabSettings,
+        tokens: TokenKeys,
+        cluster: &Cluster,
+    ) -> Arc<Self> {
+        #[cfg(not(feature = "redis"))]
+        let _ = cluster;
         let collab = Arc::new(CollabStats {
             start_ms: chrono::Utc::now().timestamp_millis(),
             registry: Registry::default(),
-            db: state.db.clone(),
-            settings: state.settings.collab.clone(),
+            db,
+            settings,
+            tokens,
             runtime: tokio::runtime::Handle::current(),
             #[cfg(feature = "redis")]
-            cluster: state
-                .cluster
+            cluster: cluster
                 .link()
                 .cloned()
                 .map(|link| Arc::new(cluster::Cluster::new(link))),
@@ -217,9 +226,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/stats", web::get().to(stats));
 }
 
-/// WebSocket upgrades on any path of the collab listener; register before the other routes.
-pub fn websocket_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
+/// WebSocket upgrades on any path of the collab listener, with the service's state; register before
+/// the other routes.
+pub fn websocket_routes(cfg: &mut web::ServiceConfig, collab: web::Data<CollabStats>) {
+    cfg.app_data(collab).route(
         "/{tail:.*}",
         web::get()
             .guard(actix_web::guard::fn_guard(connection::is_websocket_upgrade))
@@ -238,16 +248,13 @@ pub async fn not_found() -> HttpResponse {
 /// admin: a valid access token of an account that is an active admin now (as the admin routes of
 /// accounts decide it).
 async fn stats(
-    listener: web::Data<crate::state::Listener>,
+    collab: web::Data<CollabStats>,
     caller: Option<AccessUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(collab) = listener.collab.as_ref() else {
-        return Ok(not_found().await);
-    };
     let admin = match &caller {
         Some(AccessUser(user)) => crate::accounts::users::is_active_admin(&collab.db, user)
             .await
-            .map_err(ApiError::unavailable)?,
+            .map_err(|e| ApiError::storage("Server error", e))?,
         None => false,
     };
     let snap = collab.snapshot();
@@ -257,7 +264,7 @@ async fn stats(
         "totalConnections": snap.total_connections,
         "activeRooms": snap.rooms.len(),
         "messages": snap.messages,
-        "timestamp": iso_now(),
+        "timestamp": crate::db::now().to_iso_millis(),
     });
     if admin {
         body["rooms"] = serde_json::json!(snap.rooms);
