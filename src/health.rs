@@ -120,8 +120,8 @@ fn collab_health(listener: &HealthState, uptime: std::time::Duration) -> HttpRes
         "uptime": uptime.as_secs(),
         "connections": stats.connections,
         "totalConnections": stats.total_connections,
+        // Counts only: room names and their users are for admins, at `/stats`.
         "activeRooms": stats.rooms.len(),
-        "rooms": stats.rooms.keys().collect::<Vec<_>>(),
         "messagesProcessed": stats.messages,
         "timestamp": iso_now(),
     }))

@@ -141,12 +141,33 @@ async fn stats(t: &TestServer) -> serde_json::Value {
     body
 }
 
+async fn stats_as(t: &TestServer, token: Option<&str>) -> serde_json::Value {
+    let mut req = t.client.get(t.url(ListenerKind::Collab, "/stats"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.expect("request");
+    assert_eq!(res.status(), 200);
+    res.json().await.expect("JSON")
+}
+
+/// An admin made the way `flux user create-admin` makes one, and an access token of it.
+async fn admin_token(t: &TestServer, email: &str) -> String {
+    let settings = t.server.as_ref().unwrap().state().settings.as_ref().clone();
+    let admin = flux::auth::admin::create_admin(&settings, email, None, "Admin-passw0rd!")
+        .await
+        .expect("create-admin");
+    TokenKeys::new(common::SECRET, 900)
+        .issue_access(&admin.id, email, "admin")
+        .expect("token")
+}
+
 /// Waits until no room is loaded: every exit path must leave the registry empty.
 async fn assert_registry_empties(t: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let s = stats(t).await;
-        if s["rooms"].as_object().is_some_and(|r| r.is_empty()) && s["connections"] == 0 {
+        if s["activeRooms"] == 0 && s["connections"] == 0 {
             return;
         }
         assert!(Instant::now() < deadline, "rooms still loaded: {s}");
@@ -188,8 +209,9 @@ async fn anonymous_mode_opens_plain_rooms_but_not_project_rooms() {
     let t = start(Backend::Sqlite, |s| s.collab.allow_anonymous = true).await;
     let mut ws = connect(&t, "/open-room").await;
     assert_eq!(fetch_text(&mut ws).await, "");
+    let admin = admin_token(&t, "boss@example.com").await;
     assert_eq!(
-        stats(&t).await["rooms"]["open-room"]["users"][0],
+        stats_as(&t, Some(&admin)).await["rooms"]["open-room"]["users"][0],
         "anonymous"
     );
     let mut ws2 = connect(&t, "/project-p1").await;
@@ -486,4 +508,206 @@ async fn heartbeat_drops_silent_peers() {
     drop(ws);
     assert_registry_empties(&t).await;
     t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_names_and_users_are_shown_to_admins_only() {
+    for backend in backends() {
+        let t = start(backend, |_| {}).await;
+        let mut a = connect_as(&t, "secret-room", "alice").await;
+        let mut b = connect_as(&t, "secret-room", "bob").await;
+        assert_eq!(fetch_text(&mut a).await, "");
+        assert_eq!(fetch_text(&mut b).await, "");
+        let admin = admin_token(&t, "boss@example.com").await;
+        let db = t.server.as_ref().unwrap().state().db.clone();
+
+        // Anyone, a normal user, a forged admin claim on no admin account, an admin's refresh
+        // token, or garbage: counts only.
+        let keys = TokenKeys::new(common::SECRET, 900);
+        let forged = keys
+            .issue_access("alice", "alice@example.com", "admin")
+            .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let admin_id = keys.verify(&admin).unwrap().id;
+        let refresh = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &flux::auth::token::Claims {
+                id: admin_id.clone(),
+                email: "boss@example.com".into(),
+                user_type: "admin".into(),
+                token_type: Some("refresh".into()),
+                iat: now,
+                exp: now + 900,
+            },
+            &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
+        )
+        .unwrap();
+        let user = token("alice");
+        for who in [
+            None,
+            Some(user.as_str()),
+            Some(forged.as_str()),
+            Some(refresh.as_str()),
+            Some("garbage"),
+        ] {
+            let s = stats_as(&t, who).await;
+            assert_eq!(s["connections"], 2, "{who:?}: {s}");
+            assert_eq!(s["activeRooms"], 1, "{who:?}: {s}");
+            assert!(s.get("rooms").is_none(), "{who:?}: {s}");
+            let text = s.to_string();
+            assert!(
+                !text.contains("secret-room") && !text.contains("alice"),
+                "{who:?}: {text}"
+            );
+        }
+        // /health is public: counts only, whoever asks.
+        for who in [None, Some(admin.as_str())] {
+            let mut req = t.client.get(t.url(ListenerKind::Collab, "/health"));
+            if let Some(token) = who {
+                req = req.bearer_auth(token);
+            }
+            let health: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            assert_eq!(health["service"], "collaboration-server");
+            assert_eq!(health["connections"], 2);
+            assert_eq!(health["activeRooms"], 1);
+            assert!(health.get("rooms").is_none(), "{health}");
+            assert!(!health.to_string().contains("secret-room"), "{health}");
+        }
+
+        // An admin sees each room and its users.
+        let s = stats_as(&t, Some(&admin)).await;
+        assert_eq!(s["rooms"]["secret-room"]["connections"], 2, "{s}");
+        let mut users: Vec<String> =
+            serde_json::from_value(s["rooms"]["secret-room"]["users"].clone()).unwrap();
+        users.sort();
+        assert_eq!(users, ["alice", "bob"]);
+
+        // A deactivated admin's token, still unexpired, no longer does.
+        let mut conn = db.get_write().await.unwrap();
+        flux::db!(conn, |c| {
+            diesel::update(users::table.find(&admin_id))
+                .set(users::is_active.eq(false))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        drop(conn);
+        assert!(stats_as(&t, Some(&admin)).await.get("rooms").is_none());
+
+        drop(a);
+        drop(b);
+        assert_registry_empties(&t).await;
+        t.stop().await;
+    }
+}
+
+/// Hostile frames over real sockets: each case opens a connection, sends one arbitrary frame
+/// (binary, or text that may be JSON of the original protocol), then asks for the document. The
+/// connection either answers (the frame was harmless) or closes with a protocol code, never 1011
+/// (a caught panic), and a peer that stayed connected throughout still syncs. The frame-level
+/// properties with many more cases are in src/collab/frame_props.rs.
+#[test]
+fn hostile_frames_over_real_sockets_close_only_their_connection() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    const CASES: u32 = 256;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(start(Backend::Sqlite, |_| {}));
+    let mut good = rt.block_on(connect_as(&t, "fuzz", "good"));
+    assert_eq!(rt.block_on(fetch_text(&mut good)), "");
+
+    let binary = (
+        prop_oneof![Just(0u8), Just(1), Just(3), any::<u8>()],
+        prop_oneof![Just(0u8), Just(1), Just(2), any::<u8>()],
+        prop::collection::vec(any::<u8>(), 0..96),
+    )
+        .prop_map(|(tag, sub, rest)| {
+            let mut v = vec![tag];
+            if tag == 0 {
+                v.push(sub);
+            }
+            v.extend(rest);
+            Message::Binary(v.into())
+        });
+    let json_type = prop_oneof![
+        Just("sync-update".to_owned()),
+        Just("sync-request".to_owned()),
+        Just("presence".to_owned()),
+        Just("auth".to_owned()),
+        "[a-z-]{0,12}",
+    ];
+    let text = prop_oneof![
+        ".{0,64}".prop_map(|s: String| Message::Text(s.into())),
+        (
+            json_type,
+            prop::collection::vec(any::<i32>(), 0..32),
+            ".{0,16}"
+        )
+            .prop_map(|(ty, update, data)| {
+                let v = serde_json::json!({"type": ty, "update": update, "data": data});
+                Message::Text(v.to_string().into())
+            }),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let ran = std::sync::atomic::AtomicU32::new(0);
+    let result = runner.run(&prop_oneof![binary, text], |frame| {
+        ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        rt.block_on(async {
+            let mut bad = connect_as(&t, "fuzz", "attacker").await;
+            bad.send(frame.clone())
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let _ = bad
+                .send(Message::Binary(step1(&StateVector::default()).into()))
+                .await;
+            let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match bad.next().await {
+                        Some(Ok(Message::Close(frame))) => {
+                            return Err(frame.map(|f| u16::from(f.code)))
+                        }
+                        Some(Ok(Message::Binary(b))) if b.starts_with(&[0, 1]) => return Ok(()),
+                        Some(Ok(_)) => continue,
+                        _ => return Err(None),
+                    }
+                }
+            })
+            .await
+            .map_err(|_| TestCaseError::fail("no answer and no close within 5 s"))?;
+            if let Err(code) = outcome {
+                prop_assert!(
+                    matches!(code, Some(1002 | 1003 | 1007 | 1008 | 1009)),
+                    "{frame:?} closed with {code:?}"
+                );
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(ran.into_inner() >= CASES);
+
+    // The peer that stayed is still served: its edit is stored and reaches a newcomer.
+    rt.block_on(async {
+        good.send(Message::Binary(update_frame("still here").into()))
+            .await
+            .unwrap();
+        let mut late = connect_as(&t, "fuzz", "late").await;
+        let text = fetch_text(&mut late).await;
+        assert!(text.contains("still here"), "{text:?}");
+        drop(good);
+        drop(late);
+        assert_registry_empties(&t).await;
+        t.stop().await;
+    });
 }

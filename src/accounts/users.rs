@@ -14,7 +14,7 @@ use crate::auth::password::{self, SCHEME_ARGON2};
 use crate::auth::session::hash_token;
 use crate::auth::store;
 use crate::db::schema::users;
-use crate::db::{like_contains, lower, Json, LIKE_ESCAPE};
+use crate::db::{like_contains, lower, Db, DbError, Json, LIKE_ESCAPE};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{field_error, MAX_USER_NAME_CHARS};
 use crate::web::paging::PageQuery;
@@ -373,13 +373,19 @@ async fn lookup(
 }
 
 /// Admin rights come from the stored account, not only the token: a demoted admin's token must not
-/// keep working for its remaining minutes.
+/// keep working for its remaining minutes. An admin is a token that says so whose stored account is, now, an active admin: a demoted or
+/// deactivated admin's unexpired token does not pass. Collab's `/stats` asks the same question.
+pub async fn is_active_admin(db: &Db, user: &AuthUser) -> Result<bool, DbError> {
+    Ok(user.is_admin()
+        && store::user_by_id(db, &user.id)
+            .await?
+            .is_some_and(|u| u.is_active && u.user_type == "admin"))
+}
+
 async fn require_admin(state: &AccountsState, user: &AuthUser) -> Result<(), ApiError> {
-    let admin = user.is_admin()
-        && store::user_by_id(&state.db, &user.id)
-            .await
-            .map_err(|e| ApiError::storage("Server error", e))?
-            .is_some_and(|u| u.is_active && u.user_type == "admin");
+    let admin = is_active_admin(&state.db, user)
+        .await
+        .map_err(|e| ApiError::storage("Server error", e))?;
     if admin {
         Ok(())
     } else {

@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use super::protocol;
-use super::room::{Identity, JoinError, Mode, Out, Reject, Room};
+use super::registry::JoinError;
+use super::room::{Identity, LegacyDelta, Mode, Out, Reject, Room};
 use super::{store, CollabStats};
 use crate::membership::{self, Scope};
 
@@ -26,8 +27,9 @@ use crate::membership::{self, Scope};
 const MAX_ROOM_BYTES: usize = 512;
 /// Frames a slow peer may have queued before it is dropped.
 const QUEUE: usize = 2048;
-/// A peer that has said nothing by then is taken for a legacy JSON client waiting for `sync-init`
-/// (y-websocket providers send sync step 1 as soon as they open).
+/// A peer that has said nothing by then is presumed to be a legacy JSON client waiting for
+/// `sync-init` (y-websocket providers send sync step 1 as soon as they open); what it missed
+/// meanwhile comes with the greeting.
 const LEGACY_GREETING_AFTER: Duration = Duration::from_millis(1000);
 /// Roles of `project_members` that may read but not edit.
 const READ_ONLY_ROLES: &[&str] = &["viewer", "read-only", "readonly", "read_only"];
@@ -260,7 +262,7 @@ async fn frame_loop(
     heartbeat.tick().await;
     let greeting = tokio::time::sleep(LEGACY_GREETING_AFTER);
     tokio::pin!(greeting);
-    let mut mode = Mode::Unknown;
+    let mut spoke = false;
     let mut last_seen = Instant::now();
     let mut window = (Instant::now(), 0u32);
 
@@ -283,14 +285,14 @@ async fn frame_loop(
                     Some((1013, "Too slow"))
                 };
             }
-            () = &mut greeting, if mode == Mode::Unknown => {
-                mode = Mode::Legacy;
-                room.identify(id, Mode::Legacy);
+            () = &mut greeting, if !spoke => {
+                spoke = true;
+                room.presume_legacy(id);
                 continue;
             }
         };
         last_seen = Instant::now();
-        let frames = match msg {
+        let (frames, mode) = match msg {
             None => return None,
             Some(Err(ProtocolError::Overflow)) => return Some((1009, "Frame too large")),
             Some(Err(e)) => {
@@ -298,12 +300,10 @@ async fn frame_loop(
                 return Some((1002, "Protocol error"));
             }
             Some(Ok(Message::Binary(bytes))) => {
-                if mode == Mode::Unknown {
-                    mode = Mode::Binary;
-                }
+                spoke = true;
                 // yrs can panic on hostile input; only this connection pays for it.
                 match std::panic::catch_unwind(|| protocol::decode_binary(&bytes)) {
-                    Ok(Ok(frames)) => frames,
+                    Ok(Ok(frames)) => (frames, Mode::Binary),
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "bad binary frame");
                         return Some((1007, "Invalid frame"));
@@ -312,11 +312,9 @@ async fn frame_loop(
                 }
             }
             Some(Ok(Message::Text(text))) => {
-                if mode == Mode::Unknown {
-                    mode = Mode::Legacy;
-                }
+                spoke = true;
                 match protocol::decode_text(&text) {
-                    Ok(frame) => vec![frame],
+                    Ok(frame) => (vec![frame], Mode::Legacy),
                     Err(e) => {
                         tracing::debug!(error = %e, "bad text frame");
                         return Some((1007, "Invalid frame"));
@@ -374,22 +372,22 @@ async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>)
                 None => break,
             },
         };
+        // A peer that fell behind gets its backlog of deltas as one merged update: one frame and
+        // one Yjs transaction on the client instead of hundreds.
         let sent = match out {
             Out::Update(first) => {
-                // A peer that fell behind gets its backlog as one merged update: one frame and
-                // one Yjs transaction on the client instead of hundreds.
-                let mut deltas = vec![first];
-                while deltas.len() < MERGE_MAX {
-                    match rx.try_recv() {
-                        Ok(Out::Update(d)) => deltas.push(d),
-                        Ok(other) => {
-                            held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let deltas = backlog(first, &mut rx, &mut held, |out| match out {
+                    Out::Update(d) => Ok(d),
+                    other => Err(other),
+                });
                 send_updates(&mut session, &deltas).await
+            }
+            Out::LegacyUpdate(first) => {
+                let deltas = backlog(first, &mut rx, &mut held, |out| match out {
+                    Out::LegacyUpdate(d) => Ok(d),
+                    other => Err(other),
+                });
+                send_legacy_updates(&mut session, &deltas).await
             }
             Out::Binary(b) => session.binary(b).await,
             Out::Text(t) => session.text(t.to_string()).await,
@@ -407,6 +405,30 @@ async fn write_loop(mut session: actix_ws::Session, mut rx: mpsc::Receiver<Out>)
     let _ = session.close(None).await;
 }
 
+/// `first` and the deltas of the same kind queued right behind it (at most [`MERGE_MAX`]); the
+/// first frame of another kind is kept in `held`, so the order of frames never changes.
+fn backlog<T>(
+    first: T,
+    rx: &mut mpsc::Receiver<Out>,
+    held: &mut Option<Out>,
+    same: impl Fn(Out) -> Result<T, Out>,
+) -> Vec<T> {
+    let mut run = vec![first];
+    while run.len() < MERGE_MAX {
+        match rx.try_recv() {
+            Ok(out) => match same(out) {
+                Ok(d) => run.push(d),
+                Err(other) => {
+                    *held = Some(other);
+                    break;
+                }
+            },
+            Err(_) => break,
+        }
+    }
+    run
+}
+
 async fn send_updates(
     session: &mut actix_ws::Session,
     deltas: &[bytes::Bytes],
@@ -420,6 +442,26 @@ async fn send_updates(
             tracing::warn!(error = %e, "deltas not mergeable; sending each");
             for d in deltas {
                 session.binary(protocol::encode_update(d)).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn send_legacy_updates(
+    session: &mut actix_ws::Session,
+    deltas: &[Arc<LegacyDelta>],
+) -> Result<(), actix_ws::Closed> {
+    if let [one] = deltas {
+        return session.text(one.text().to_string()).await;
+    }
+    let raw: Vec<&[u8]> = deltas.iter().map(|d| d.delta.as_ref()).collect();
+    match yrs::merge_updates_v1(&raw) {
+        Ok(merged) => session.text(protocol::legacy_update(&merged)).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "deltas not mergeable; sending each");
+            for d in deltas {
+                session.text(d.text().to_string()).await?;
             }
             Ok(())
         }

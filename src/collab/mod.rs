@@ -3,7 +3,9 @@
 //! - [`connection`]: the actix-ws endpoint on any path: auth, limits, heartbeat, the frame loop.
 //! - [`protocol`]: the y-websocket binary protocol and the original JSON protocol, decoded into one
 //!   frame type.
-//! - [`room`]: a room's document, awareness and peers, and the refcounted registry of rooms.
+//! - `checked_update`: Yjs updates decoded with their client ids range-checked.
+//! - [`room`]: a room's document, awareness and peers.
+//! - [`registry`]: the loaded rooms, refcounted by their peers.
 //! - [`store`]: the update log and snapshots in the flux database.
 //! - `cluster` (feature `redis`): the same room on several instances, kept in sync over Redis.
 //!
@@ -12,10 +14,14 @@
 //! `batch_interval_ms` it appends each room's new updates, compacts rooms past the threshold, and
 //! unloads rooms whose last peer left.
 
+mod checked_update;
 #[cfg(feature = "redis")]
 pub mod cluster;
 pub mod connection;
+#[cfg(test)]
+mod frame_props;
 pub mod protocol;
+pub mod registry;
 pub mod room;
 pub mod store;
 
@@ -27,12 +33,14 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::auth::identity::AccessUser;
 use crate::auth::TokenKeys;
 use crate::cluster::Cluster;
 use crate::config::CollabSettings;
 use crate::db::Db;
+use crate::error::ApiError;
 
-use self::room::Registry;
+use self::registry::Registry;
 
 /// The live collaboration service of a listener: its rooms and the counters behind `/health` and
 /// `/stats`.
@@ -236,24 +244,35 @@ pub async fn not_found() -> HttpResponse {
         .body("Not Found")
 }
 
-async fn stats(collab: web::Data<CollabStats>) -> HttpResponse {
+/// The original's `/stats`. Anyone gets the counts; room names and who is in them only an
+/// admin: a valid access token of an account that is an active admin now (as the admin routes of
+/// accounts decide it).
+async fn stats(
+    collab: web::Data<CollabStats>,
+    caller: Option<AccessUser>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = match &caller {
+        Some(AccessUser(user)) => crate::accounts::users::is_active_admin(&collab.db, user)
+            .await
+            .map_err(|e| ApiError::storage("Server error", e))?,
+        None => false,
+    };
     let snap = collab.snapshot();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "startTime": collab.start_ms,
         "connections": snap.connections,
         "totalConnections": snap.total_connections,
-        "rooms": snap.rooms,
+        "activeRooms": snap.rooms.len(),
         "messages": snap.messages,
         "timestamp": crate::db::now().to_iso_millis(),
     });
-    // The original pretty-printed this one.
-    match serde_json::to_string_pretty(&body) {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("application/json; charset=utf-8")
-            .body(text),
-        Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError::internal(
-            "Internal server error",
-            e,
-        )),
+    if admin {
+        body["rooms"] = serde_json::json!(snap.rooms);
     }
+    // The original pretty-printed this one.
+    let text = serde_json::to_string_pretty(&body)
+        .map_err(|e| ApiError::internal("Internal server error", e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json; charset=utf-8")
+        .body(text))
 }

@@ -20,15 +20,14 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
 use yrs::{ClientID, StateVector};
 
+use super::checked_update::MAX_CLIENT_ID;
+
 const MSG_SYNC: u8 = 0;
 const MSG_AWARENESS: u8 = 1;
 const MSG_QUERY_AWARENESS: u8 = 3;
 const SYNC_STEP_1: u8 = 0;
 const SYNC_STEP_2: u8 = 1;
 const SYNC_UPDATE: u8 = 2;
-
-/// Yjs client ids are 53-bit (JavaScript safe integers).
-const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
 
 /// One message of either protocol.
 #[derive(Debug, Clone, PartialEq)]

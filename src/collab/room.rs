@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 use yrs::sync::awareness::Awareness;
-use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact};
 
+use super::checked_update::decode_update;
 use super::protocol::{self, Frame};
 
 pub type ConnId = u64;
@@ -22,10 +22,35 @@ pub enum Out {
     Binary(Bytes),
     /// A document delta for a y-websocket peer; the writer merges a backlog of these into one frame.
     Update(Bytes),
+    /// The same for a peer of the original JSON protocol (a `sync-update` frame).
+    LegacyUpdate(Arc<LegacyDelta>),
     Text(Arc<str>),
     Ping,
     Pong(Bytes),
     Close(u16, &'static str),
+}
+
+/// A delta on its way to JSON peers. Its `sync-update` text is made at most once, by the first
+/// writer that sends the delta on its own; a writer with a backlog merges the deltas instead.
+#[derive(Debug)]
+pub struct LegacyDelta {
+    pub delta: Bytes,
+    text: std::sync::OnceLock<Arc<str>>,
+}
+
+impl LegacyDelta {
+    pub fn new(delta: Bytes) -> Arc<LegacyDelta> {
+        Arc::new(LegacyDelta {
+            delta,
+            text: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn text(&self) -> Arc<str> {
+        self.text
+            .get_or_init(|| protocol::legacy_update(&self.delta).into())
+            .clone()
+    }
 }
 
 /// Which protocol a peer speaks, known from its first frame.
@@ -48,8 +73,25 @@ struct Peer {
     tx: mpsc::Sender<Out>,
     kick: Arc<Notify>,
     mode: Mode,
+    /// The mode was presumed from the peer's silence, not read from a frame: a first binary frame
+    /// may still correct it.
+    presumed: bool,
     identity: Identity,
     awareness_ids: HashSet<u64>,
+    /// While the protocol is unknown: the document as it was when the peer joined. Nothing can be
+    /// sent to it before its protocol is known, so its greeting carries what changed since then.
+    joined_at: Option<StateVector>,
+    /// While the protocol is unknown: the latest legacy `presence` frame of each other peer, given
+    /// to it once it turns out to speak JSON.
+    held_presence: Vec<(ConnId, Arc<str>)>,
+}
+
+impl Peer {
+    /// Whether a frame of protocol `mode` from this peer settles (or corrects) its protocol.
+    fn learns_from(&self, mode: Mode) -> bool {
+        mode != Mode::Unknown
+            && (self.mode == Mode::Unknown || (self.presumed && self.mode != mode))
+    }
 }
 
 /// Why a frame closed its connection.
@@ -158,14 +200,19 @@ impl Room {
         kick: Arc<Notify>,
         identity: Identity,
     ) {
-        self.lock().peers.insert(
+        let mut inner = self.lock();
+        let joined_at = Some(inner.awareness.doc().transact().state_vector());
+        inner.peers.insert(
             id,
             Peer {
                 tx,
                 kick,
                 mode: Mode::Unknown,
+                presumed: false,
                 identity,
                 awareness_ids: HashSet::new(),
+                joined_at,
+                held_presence: Vec::new(),
             },
         );
     }
@@ -207,7 +254,7 @@ impl Room {
         let mut txn = doc.transact_mut();
         let mut size = 0;
         for bytes in updates {
-            match Update::decode_v1(bytes).map(|u| txn.apply_update(u)) {
+            match decode_update(bytes).map(|u| txn.apply_update(u)) {
                 Ok(Ok(())) => size += bytes.len(),
                 Ok(Err(e)) => {
                     tracing::error!(room = %self.name, error = %e, "persisted update not applied")
@@ -219,6 +266,13 @@ impl Room {
         }
         drop(txn);
         inner.approx_size = size;
+        // Nothing was relayed before the room was loaded: what a waiting peer missed starts here.
+        let sv = doc.transact().state_vector();
+        for peer in inner.peers.values_mut() {
+            if peer.joined_at.is_some() {
+                peer.joined_at = Some(sv.clone());
+            }
+        }
     }
 
     /// The whole document as one v1 update.
@@ -226,9 +280,27 @@ impl Room {
         self.lock().encode_state()
     }
 
-    /// Fixes the protocol of a peer that has not sent anything yet (see [`RoomInner::greet`]).
+    /// Fixes the protocol of a peer as if it had sent a frame of `mode` (see [`RoomInner::greet`]).
+    #[cfg(test)]
     pub(super) fn identify(&self, id: ConnId, mode: Mode) {
-        self.lock().greet(id, mode);
+        self.lock().greet(id, mode, true);
+    }
+
+    /// A peer that has said nothing for a while is presumed to be a client of the original JSON
+    /// protocol, which waits for `sync-init` (y-websocket providers send sync step 1 as soon as
+    /// they open). A binary frame from it later corrects the guess.
+    pub(super) fn presume_legacy(&self, id: ConnId) {
+        let mut inner = self.lock();
+        if inner
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.mode == Mode::Unknown)
+        {
+            inner.greet(id, Mode::Legacy, true);
+            if let Some(peer) = inner.peers.get_mut(&id) {
+                peer.presumed = true;
+            }
+        }
     }
 
     /// Applies one decoded frame from peer `id`, which arrived in a frame of protocol `mode`.
@@ -240,46 +312,74 @@ impl Room {
         max_document_bytes: usize,
     ) -> Result<(), Reject> {
         let mut inner = self.lock();
-        let Some(peer) = inner.peers.get(&id) else {
+        let Some(peer) = inner.peers.get_mut(&id) else {
             return Ok(());
         };
         let read_only = peer.identity.read_only;
-        // The first frame fixes the peer's protocol under this same lock, so no update applied
-        // by another peer can slip between its first answer and its first relayed update.
-        let first = peer.mode == Mode::Unknown;
-        if first && mode == Mode::Legacy {
-            inner.greet(id, mode);
+        let first = peer.learns_from(mode);
+        if mode == Mode::Legacy {
+            peer.presumed = false;
+        }
+        // The first frame fixes the peer's protocol under this same lock, so no update applied by
+        // another peer can slip between its greeting and its first relayed update. A y-websocket
+        // peer opens with sync step 1, whose answer carries everything it lacks: it is greeted
+        // after that answer and needs no catch-up. Any other first frame is greeted before it is
+        // applied, catch-up included.
+        let asks = mode == Mode::Binary && matches!(frame, Frame::SyncStep1(_));
+        if first && !asks {
+            inner.greet(id, mode, true);
         }
         let result = inner.apply(id, frame, read_only, max_document_bytes);
-        if first && mode == Mode::Binary {
-            inner.greet(id, mode);
+        if first && asks {
+            inner.greet(id, mode, false);
         }
         result
     }
 }
 
 impl RoomInner {
-    /// A peer's first frame reveals its protocol; a binary peer then gets the server's step 1 and
-    /// the awareness states (separate frames: the JS client decodes one message per frame), a
-    /// legacy peer the original's `sync-init`.
-    fn greet(&mut self, id: ConnId, mode: Mode) {
+    /// A peer's protocol is known: a binary peer gets the server's step 1 and the awareness states
+    /// (separate frames: the JS client decodes one message per frame), a legacy peer the
+    /// original's `sync-init`. With `catch_up`, either also gets what changed in the document
+    /// since it joined (one merged update), and a legacy peer the presence frames it was held.
+    fn greet(&mut self, id: ConnId, mode: Mode, catch_up: bool) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if peer.mode != Mode::Unknown || mode == Mode::Unknown {
+        if !peer.learns_from(mode) {
             return;
         }
         peer.mode = mode;
-        let sv = self.awareness.doc().transact().state_vector();
+        peer.presumed = false;
+        let joined_at = peer.joined_at.take();
+        let held = std::mem::take(&mut peer.held_presence);
+        let txn = self.awareness.doc().transact();
+        let sv = txn.state_vector();
+        let missed = joined_at
+            .as_ref()
+            .filter(|_| catch_up)
+            .map(|since| txn.encode_state_as_update_v1(since))
+            .filter(|u| u.as_slice() != EMPTY_UPDATE);
+        drop(txn);
         if mode == Mode::Binary {
             self.send_to(id, Out::Binary(protocol::encode_sync_step1(&sv).into()));
             if let Some(aw) = self.awareness_frame() {
                 self.send_to(id, Out::Binary(aw));
             }
+            if let Some(missed) = missed {
+                self.send_to(id, Out::Update(missed.into()));
+            }
         } else {
             use yrs::updates::encoder::Encode;
-            let init = protocol::legacy_sync_init(&sv.encode_v1());
+            // The original sent `sync-init` on connect, with the document as it was then.
+            let init = protocol::legacy_sync_init(&joined_at.unwrap_or(sv).encode_v1());
             self.send_to(id, Out::Text(init.into()));
+            if let Some(missed) = missed {
+                self.send_to(id, Out::Text(protocol::legacy_update(&missed).into()));
+            }
+            for (_, presence) in held {
+                self.send_to(id, Out::Text(presence));
+            }
         }
     }
 
@@ -306,7 +406,7 @@ impl RoomInner {
                 if self.approx_size.saturating_add(bytes.len()) > max_document_bytes {
                     return Err(Reject::DocumentTooLarge);
                 }
-                let update = Update::decode_v1(&bytes).map_err(|_| Reject::Malformed)?;
+                let update = decode_update(&bytes).map_err(|_| Reject::Malformed)?;
                 let doc = self.awareness.doc().clone();
                 let delta = {
                     let mut txn = doc.transact_mut();
@@ -318,24 +418,20 @@ impl RoomInner {
                 }
                 self.approx_size += delta.len();
                 self.version += 1;
-                let mut binary: Option<Bytes> = None;
-                let mut text = None;
+                let binary = Bytes::from(delta.clone());
+                let mut legacy = None;
                 for (other, peer) in &self.peers {
                     if *other == id {
                         continue;
                     }
                     let out = match peer.mode {
-                        Mode::Binary => Out::Update(
-                            binary
-                                .get_or_insert_with(|| Bytes::from(delta.clone()))
+                        Mode::Binary => Out::Update(binary.clone()),
+                        Mode::Legacy => Out::LegacyUpdate(
+                            legacy
+                                .get_or_insert_with(|| LegacyDelta::new(binary.clone()))
                                 .clone(),
                         ),
-                        Mode::Legacy => Out::Text(
-                            text.get_or_insert_with(|| {
-                                Arc::<str>::from(protocol::legacy_update(&delta))
-                            })
-                            .clone(),
-                        ),
+                        // Its greeting will carry this delta (see `greet`).
                         Mode::Unknown => continue,
                     };
                     deliver(peer, out);
@@ -380,6 +476,15 @@ impl RoomInner {
                 )
                 .into();
                 self.broadcast(Some(id), Mode::Legacy, || Out::Text(msg.clone()));
+                // A silent peer may be a legacy one: it gets the latest of each sender once known.
+                for (other, peer) in &mut self.peers {
+                    if *other != id && peer.mode == Mode::Unknown {
+                        match peer.held_presence.iter_mut().find(|(from, _)| *from == id) {
+                            Some(slot) => slot.1 = msg.clone(),
+                            None => peer.held_presence.push((id, msg.clone())),
+                        }
+                    }
+                }
             }
             Frame::Ignored => {}
         }
@@ -417,7 +522,7 @@ impl Room {
     /// next append, the change still reaches storage. Returns false for undecodable bytes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn apply_remote(&self, bytes: &[u8]) -> bool {
-        let Ok(update) = Update::decode_v1(bytes) else {
+        let Ok(update) = decode_update(bytes) else {
             return false;
         };
         let mut inner = self.lock();
@@ -435,9 +540,9 @@ impl Room {
         inner.approx_size += delta.len();
         inner.version += 1;
         let binary = Bytes::from(delta);
-        let text: Arc<str> = protocol::legacy_update(&binary).into();
+        let legacy = LegacyDelta::new(binary.clone());
         inner.broadcast(None, Mode::Binary, || Out::Update(binary.clone()));
-        inner.broadcast(None, Mode::Legacy, || Out::Text(text.clone()));
+        inner.broadcast(None, Mode::Legacy, || Out::LegacyUpdate(legacy.clone()));
         true
     }
 
@@ -463,6 +568,12 @@ impl Room {
 }
 
 impl RoomInner {
+    /// No peers, and nothing unstored (or `anyway`: nothing to store, or a store failure).
+    pub(super) fn is_idle_and_stored(&self, anyway: bool) -> bool {
+        self.peers.is_empty()
+            && (anyway || (self.pending.is_empty() && self.version == self.compacted_version))
+    }
+
     fn relay(&self, r: Relayed) {
         if let Some(relay) = &self.relay {
             relay.send(r);
@@ -503,86 +614,6 @@ impl RoomInner {
 fn deliver(peer: &Peer, out: Out) {
     if peer.tx.try_send(out).is_err() {
         peer.kick.notify_one();
-    }
-}
-
-/// The loaded rooms, by name. A room is created by its first peer and removed (by the persister)
-/// once it has no peers and nothing left to store.
-#[derive(Default)]
-pub struct Registry {
-    rooms: Mutex<HashMap<String, Arc<Room>>>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum JoinError {
-    Full,
-}
-
-impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a peer to `name`, creating the room; the peer leaves when the [`Membership`] drops.
-    pub fn join(
-        &self,
-        name: &str,
-        id: ConnId,
-        tx: mpsc::Sender<Out>,
-        kick: Arc<Notify>,
-        identity: Identity,
-        max_peers: usize,
-    ) -> Result<Membership, JoinError> {
-        let mut rooms = self.lock();
-        let room = rooms
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Room::new(name.to_string())))
-            .clone();
-        if room.peer_count() >= max_peers {
-            return Err(JoinError::Full);
-        }
-        room.add_peer(id, tx, kick, identity);
-        Ok(Membership { room, id })
-    }
-
-    pub fn rooms(&self) -> Vec<Arc<Room>> {
-        self.lock().values().cloned().collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Unloads `room` if it has no peers and everything in it is stored (or `force`, after a
-    /// store failure: its clients hold the state and restore it when they reconnect).
-    pub(super) fn unload_if_idle(&self, room: &Arc<Room>, force: bool) -> bool {
-        let mut rooms = self.lock();
-        let inner = room.lock();
-        let idle = inner.peers.is_empty()
-            && (force
-                || room.loaded.get().is_none()
-                || (inner.pending.is_empty() && inner.version == inner.compacted_version));
-        if idle && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            rooms.remove(&room.name);
-            return true;
-        }
-        false
-    }
-}
-
-/// A peer's place in a room; dropping it (on every exit path, panics included) leaves the room.
-pub struct Membership {
-    pub room: Arc<Room>,
-    pub id: ConnId,
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        self.room.remove_peer(self.id);
     }
 }
 

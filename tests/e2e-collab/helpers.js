@@ -1,6 +1,7 @@
 // Helpers of the collaboration end-to-end suite: start/stop a real `flux serve collab`, mint tokens,
 // open y-websocket providers (BroadcastChannel off, so every byte goes through the server).
 
+import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -53,17 +54,21 @@ export async function waitFor(predicate, { timeout = 5000, interval = 20, messag
 const b64url = (v) => Buffer.from(v).toString("base64url");
 
 /** An HS256 access token with flux's legacy claim set. */
-export function token(id = randomUUID(), { secret = SECRET, email = `${id}@example.com` } = {}) {
+export function token(
+  id = randomUUID(),
+  { secret = SECRET, email = `${id}@example.com`, userType = "designer", type = "access" } = {},
+) {
   const now = Math.floor(Date.now() / 1000);
   const head = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
-  const body = b64url(JSON.stringify({ id, email, userType: "designer", type: "access", iat: now, exp: now + 900 }));
+  const body = b64url(JSON.stringify({ id, email, userType, type, iat: now, exp: now + 900 }));
   const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
   return `${head}.${body}.${sig}`;
 }
 
-export function getJson(url) {
+export function getJson(url, { bearer } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 3000 }, (res) => {
+    const headers = bearer ? { Authorization: `Bearer ${bearer}` } : {};
+    const req = http.get(url, { timeout: 3000, headers }, (res) => {
       let data = "";
       res.on("data", (c) => (data += c));
       res.on("end", () => {
@@ -148,6 +153,28 @@ export function destroy(...items) {
   }
 }
 
+/**
+ * An admin of `server`'s database, made by `flux user create-admin` as an operator would, and an
+ * access token of it.
+ */
+export function adminToken(server, email = `admin-${randomUUID().slice(0, 8)}@example.com`) {
+  const out = execFileSync(FLUX_BIN, ["user", "create-admin", "--email", email], {
+    cwd: server.dir,
+    input: "Admin-passw0rd!\n",
+    encoding: "utf8",
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: server.databaseUrl,
+      JWT_SECRET: SECRET,
+      FLUX__DATA_DIR: server.dir,
+      RUST_LOG: "warn",
+    },
+  });
+  const id = /\(([^)]+)\)/.exec(out)?.[1];
+  assert.ok(id, `create-admin said: ${out}`);
+  return token(id, { email, userType: "admin" });
+}
+
 /** Run SQL against the server's database (sqlite3 or psql CLI). */
 export function sql(server, statement) {
   if (server.databaseUrl.startsWith("sqlite://")) {
@@ -193,3 +220,49 @@ export function rawSocket(url, opts = {}) {
 }
 
 export { Y };
+
+/**
+ * A client of the original collaboration service (server-collaboration.js at 1ef9d91): a raw `ws`
+ * socket speaking its JSON text frames, byte arrays as JSON arrays of numbers. It sends what its
+ * document changes as `sync-update` as soon as the socket is open, applies every `sync-update` and
+ * `sync-state` it receives, and records `presence` frames. It sends nothing else unless asked to
+ * (`requestOnInit`: answer `sync-init` with `sync-request`, as the original's test client did).
+ */
+export async function jsonPeer(server, room, { tok = token(), requestOnInit = false } = {}) {
+  const doc = new Y.Doc();
+  const sock = rawSocket(`${server.ws}/${room}?token=${tok}`);
+  const peer = { ws: sock.ws, doc, closed: sock.closed, inits: 0, updates: 0, presence: [], binary: 0, errors: [] };
+  sock.ws.on("message", (data, isBinary) => {
+    if (isBinary) {
+      peer.binary += 1;
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data.toString());
+    } catch (e) {
+      peer.errors.push(e.message);
+      return;
+    }
+    if (msg.type === "sync-init") {
+      peer.inits += 1;
+      if (requestOnInit) sock.ws.send(JSON.stringify({ type: "sync-request" }));
+    } else if (msg.type === "sync-update") {
+      peer.updates += 1;
+      Y.applyUpdate(doc, Uint8Array.from(msg.update), "server");
+    } else if (msg.type === "sync-state") {
+      Y.applyUpdate(doc, Uint8Array.from(msg.state), "server");
+    } else if (msg.type === "presence") {
+      peer.presence.push(msg);
+    }
+  });
+  doc.on("update", (update, origin) => {
+    if (origin !== "server") sock.ws.send(JSON.stringify({ type: "sync-update", update: Array.from(update) }));
+  });
+  await sock.opened;
+  peer.close = () => {
+    sock.ws.close();
+    doc.destroy();
+  };
+  return peer;
+}

@@ -1,7 +1,9 @@
 use super::*;
+use crate::collab::registry::{JoinError, Membership, Registry};
 use std::collections::HashMap;
 use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-use yrs::{GetString, Text};
+use yrs::updates::decoder::Decode;
+use yrs::{GetString, Text, Update};
 
 fn who(name: &str, read_only: bool) -> Identity {
     Identity {
@@ -79,10 +81,10 @@ fn updates_reach_each_other_peer_once_in_its_protocol() {
     assert!(matches!(b[0], Out::Update(_)));
     let c = drain(&mut rc);
     assert_eq!(c.len(), 1);
-    let Out::Text(t) = &c[0] else {
+    let Out::LegacyUpdate(d) = &c[0] else {
         panic!("legacy peer got {c:?}")
     };
-    assert!(t.starts_with(r#"{"type":"sync-update""#));
+    assert!(d.text().starts_with(r#"{"type":"sync-update""#));
     assert_eq!(text_of(&a.room), "hi");
     assert_eq!(a.room.lock().pending.len(), 1);
     // Re-sending a known update changes nothing and is not relayed.
@@ -254,4 +256,182 @@ fn slow_peers_are_kicked_not_waited_for() {
             .await
             .expect("kicked");
     });
+}
+
+fn texts(outs: &[Out]) -> Vec<serde_json::Value> {
+    outs.iter()
+        .map(|o| match o {
+            Out::Text(t) => serde_json::from_str(t).unwrap(),
+            Out::LegacyUpdate(d) => serde_json::from_str(&d.text()).unwrap(),
+            other => panic!("not a text frame: {other:?}"),
+        })
+        .collect()
+}
+
+fn bytes_of(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn text_of_update(update: &[u8]) -> String {
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(update).unwrap())
+        .unwrap();
+    let t = doc.get_or_insert_text("t");
+    let s = t.get_string(&doc.transact());
+    s
+}
+
+#[test]
+fn a_silent_peer_presumed_legacy_gets_what_it_missed_and_the_latest_presence() {
+    let reg = Registry::default();
+    let (a, _ra) = peer(&reg, "r", 1, false);
+    let (_b, mut rb) = peer(&reg, "r", 2, false);
+    let (_l, _rl) = peer(&reg, "r", 3, false);
+    a.room.identify(1, Mode::Binary);
+    a.room
+        .handle(1, Frame::Update(edit("hi")), Mode::Binary, 1 << 20)
+        .unwrap();
+    for n in 1..=2 {
+        a.room
+            .handle(
+                3,
+                Frame::Presence(serde_json::json!({ "n": n })),
+                Mode::Legacy,
+                1 << 20,
+            )
+            .unwrap();
+    }
+    assert!(
+        drain(&mut rb).is_empty(),
+        "nothing before its protocol is known"
+    );
+
+    a.room.presume_legacy(2);
+    let got = texts(&drain(&mut rb));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0]["type"], "sync-init");
+    // The state vector of the document when it joined: empty.
+    assert_eq!(bytes_of(&got[0]["stateVector"]), vec![0]);
+    assert_eq!(got[1]["type"], "sync-update");
+    assert_eq!(text_of_update(&bytes_of(&got[1]["update"])), "hi");
+    assert_eq!(got[2]["type"], "presence");
+    assert_eq!(got[2]["data"], serde_json::json!({ "n": 2 }));
+
+    // From now on it gets each update as it happens, and presumes nothing twice.
+    a.room.presume_legacy(2);
+    a.room
+        .handle(1, Frame::Update(edit("more")), Mode::Binary, 1 << 20)
+        .unwrap();
+    let got = texts(&drain(&mut rb));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "sync-update");
+}
+
+#[test]
+fn a_legacy_peer_speaking_first_is_greeted_before_its_frame_is_answered() {
+    let reg = Registry::default();
+    let (a, _ra) = peer(&reg, "r", 1, false);
+    let (_b, mut rb) = peer(&reg, "r", 2, false);
+    a.room.identify(1, Mode::Binary);
+    a.room
+        .handle(1, Frame::Update(edit("x")), Mode::Binary, 1 << 20)
+        .unwrap();
+    a.room
+        .handle(2, Frame::SyncRequest, Mode::Legacy, 1 << 20)
+        .unwrap();
+    let kinds: Vec<_> = texts(&drain(&mut rb))
+        .iter()
+        .map(|v| v["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["sync-init", "sync-update", "sync-state"]);
+}
+
+#[test]
+fn a_binary_peer_is_caught_up_unless_it_opens_with_step_1() {
+    let reg = Registry::default();
+    let (a, _ra) = peer(&reg, "r", 1, false);
+    let (_b, mut rb) = peer(&reg, "r", 2, false);
+    let (_c, mut rc) = peer(&reg, "r", 3, false);
+    a.room.identify(1, Mode::Binary);
+    a.room
+        .handle(1, Frame::Update(edit("hi")), Mode::Binary, 1 << 20)
+        .unwrap();
+
+    // A query first: step 1, then what it missed as one update.
+    a.room
+        .handle(2, Frame::QueryAwareness, Mode::Binary, 1 << 20)
+        .unwrap();
+    let got = drain(&mut rb);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let Out::Binary(step1) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert!(matches!(
+        protocol::decode_binary(step1).unwrap()[0],
+        Frame::SyncStep1(_)
+    ));
+    let Out::Update(missed) = &got[1] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(text_of_update(missed), "hi");
+
+    // Step 1 first: its step 2 answer holds everything, then the server's step 1; no catch-up.
+    a.room
+        .handle(
+            3,
+            Frame::SyncStep1(StateVector::default()),
+            Mode::Binary,
+            1 << 20,
+        )
+        .unwrap();
+    let got = drain(&mut rc);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let Out::Binary(step2) = &got[0] else {
+        panic!("{got:?}")
+    };
+    let Frame::Update(all) = &protocol::decode_binary(step2).unwrap()[0] else {
+        panic!("not step 2")
+    };
+    assert_eq!(text_of_update(all), "hi");
+    assert!(matches!(got[1], Out::Binary(_)));
+}
+
+#[test]
+fn a_presumed_legacy_peer_that_sends_binary_becomes_binary() {
+    let reg = Registry::default();
+    let (a, _ra) = peer(&reg, "r", 1, false);
+    let (_b, mut rb) = peer(&reg, "r", 2, false);
+    a.room.identify(1, Mode::Binary);
+    a.room.presume_legacy(2);
+    assert_eq!(texts(&drain(&mut rb))[0]["type"], "sync-init");
+    a.room
+        .handle(
+            2,
+            Frame::SyncStep1(StateVector::default()),
+            Mode::Binary,
+            1 << 20,
+        )
+        .unwrap();
+    drain(&mut rb);
+    a.room
+        .handle(1, Frame::Update(edit("hi")), Mode::Binary, 1 << 20)
+        .unwrap();
+    let got = drain(&mut rb);
+    assert!(matches!(got.as_slice(), [Out::Update(_)]), "{got:?}");
+
+    // A peer that spoke JSON stays a JSON peer.
+    let (_c, mut rc) = peer(&reg, "r", 3, false);
+    a.room.presume_legacy(3);
+    a.room
+        .handle(3, Frame::SyncRequest, Mode::Legacy, 1 << 20)
+        .unwrap();
+    a.room
+        .handle(3, Frame::QueryAwareness, Mode::Binary, 1 << 20)
+        .unwrap();
+    drain(&mut rc);
+    a.room
+        .handle(1, Frame::Update(edit("ho")), Mode::Binary, 1 << 20)
+        .unwrap();
+    assert_eq!(texts(&drain(&mut rc))[0]["type"], "sync-update");
 }
