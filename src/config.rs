@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+mod mcp;
+pub use mcp::{McpSettings, McpTransport};
+
 /// The defaults, documented key by key; also what `flux config defaults` would print.
 pub const DEFAULTS: &str = include_str!("../Settings.toml");
 
@@ -64,6 +67,7 @@ pub struct Settings {
     pub monitor: MonitorSettings,
     pub log: LogSettings,
     pub uploads: UploadSettings,
+    pub mcp: McpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +294,8 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("cors.origins")
+                .with_list_parse_key("mcp.args")
+                .with_list_parse_key("mcp.allowed_tools")
                 .try_parsing(true)
                 .source(Some(flux_env)),
         );
@@ -326,6 +332,12 @@ impl Settings {
                 .collect();
             builder = set(builder, "cors.origins", list)?;
         }
+        for (key, value) in mcp::legacy_overrides(env) {
+            builder = match value {
+                mcp::LegacyValue::Text(text) => set(builder, key, text)?,
+                mcp::LegacyValue::Int(n) => set(builder, key, n)?,
+            };
+        }
         // FLUX_ENV wins over NODE_ENV: it is the name operators of flux itself reach for.
         if let Some(v) = env.get("FLUX_ENV").or_else(|| env.get("NODE_ENV")) {
             let mode = match v.trim() {
@@ -337,8 +349,10 @@ impl Settings {
         }
 
         let cfg = builder.build().map_err(describe)?;
-        let settings: Settings = cfg.try_deserialize().map_err(describe)?;
+        let mut settings: Settings = cfg.try_deserialize().map_err(describe)?;
         settings.validate()?;
+        let production = settings.environment.is_production();
+        settings.mcp.resolve(production)?;
         Ok(settings)
     }
 
