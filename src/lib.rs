@@ -13,6 +13,7 @@ pub mod features;
 pub mod health;
 pub mod healthcheck;
 pub mod import;
+pub mod mcp;
 pub mod messaging;
 pub mod monitor;
 pub mod server;

@@ -30,6 +30,7 @@ const SOCKETIO_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A running target.
 pub struct Server {
     state: AppState,
+    mcp: web::Data<crate::mcp::McpState>,
     listeners: Vec<RunningListener>,
     prepare: tokio::task::JoinHandle<()>,
     sampler: tokio::task::JoinHandle<()>,
@@ -84,10 +85,12 @@ impl Server {
             cluster,
         };
 
+        let mcp = web::Data::new(crate::mcp::McpState::new(&settings.mcp));
+
         // Listeners first, so /health/live answers while storage is being prepared.
         let mut listeners = Vec::new();
         for kind in topology::listeners(target) {
-            listeners.push(start_listener(*kind, &state).await?);
+            listeners.push(start_listener(*kind, &state, &mcp).await?);
         }
         for l in &listeners {
             tracing::info!(
@@ -108,6 +111,7 @@ impl Server {
         let sampler = tokio::spawn(crate::monitor::run_sampler(state.clone(), ios));
         Ok(Server {
             state,
+            mcp,
             listeners,
             prepare,
             sampler,
@@ -188,6 +192,8 @@ impl Server {
         for l in self.listeners {
             let _ = l.task.await;
         }
+        // After the listeners: requests in flight may still be waiting on the MCP server.
+        self.mcp.shutdown().await;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
     }
 }
@@ -248,7 +254,11 @@ async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoB
     Some((SocketIoBridge::new(service, s.max_payload_bytes), io))
 }
 
-async fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<RunningListener> {
+async fn start_listener(
+    kind: ListenerKind,
+    state: &AppState,
+    mcp: &web::Data<crate::mcp::McpState>,
+) -> anyhow::Result<RunningListener> {
     let settings = state.settings.clone();
     let port = listener_port(kind, &settings);
     let socketio = socketio_for(kind, state).await;
@@ -268,6 +278,7 @@ async fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<
     let cors = web::Data::new(CorsPolicy::new(&settings.cors.origins));
     let body_limit = settings.server.body_limit_bytes;
     let production = settings.environment.is_production();
+    let mcp = mcp.clone();
 
     let mut server = HttpServer::new(move || {
         let bridge = bridge.clone();
@@ -290,7 +301,7 @@ async fn start_listener(kind: ListenerKind, state: &AppState) -> anyhow::Result<
                     crate::web::socketio::routes(cfg);
                 }
             })
-            .configure(|cfg| api_routes(cfg, kind))
+            .configure(|cfg| api_routes(cfg, kind, &mcp))
             .default_service(unmatched(kind))
             // Both pass through on the messaging and collab listeners (the legacy M had no CSRF).
             .wrap(from_fn(crate::web::csrf::middleware))
@@ -344,14 +355,18 @@ fn unmatched(kind: ListenerKind) -> actix_web::Route {
 
 /// REST routes of a listener. `serve unified` answers each under `/api/…` and bare `/…`, because the
 /// production ingress strips `/api` (CONTRACT §1); the split services answer `/api/…` only.
-fn api_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind) {
+fn api_routes(
+    cfg: &mut web::ServiceConfig,
+    kind: ListenerKind,
+    mcp: &web::Data<crate::mcp::McpState>,
+) {
     match kind {
         ListenerKind::Unified => {
-            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind)));
-            domain_routes(cfg, kind);
+            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind, mcp)));
+            domain_routes(cfg, kind, mcp);
         }
         ListenerKind::Auth | ListenerKind::Messaging => {
-            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind)));
+            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind, mcp)));
         }
         ListenerKind::Collab => {
             #[cfg(feature = "collab")]
@@ -363,17 +378,23 @@ fn api_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind) {
 }
 
 /// The domain routes each legacy service owned.
-fn domain_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind) {
+fn domain_routes(
+    cfg: &mut web::ServiceConfig,
+    kind: ListenerKind,
+    mcp: &web::Data<crate::mcp::McpState>,
+) {
     match kind {
         ListenerKind::Unified => {
             crate::auth::routes(cfg);
             crate::accounts::routes(cfg);
             crate::accounts::messaging_routes(cfg);
             crate::messaging::routes(cfg);
+            crate::mcp::routes(cfg, mcp);
         }
         ListenerKind::Auth => {
             crate::auth::routes(cfg);
             crate::accounts::routes(cfg);
+            crate::mcp::routes(cfg, mcp);
         }
         ListenerKind::Messaging => {
             crate::accounts::messaging_routes(cfg);

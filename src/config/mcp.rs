@@ -262,7 +262,9 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let refused = |pairs: &[(&str, &str)], needle: &str| {
-            let err = Settings::load_from(None, &env(pairs)).unwrap_err().to_string();
+            let err = Settings::load_from(None, &env(pairs))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{err}");
         };
         refused(
@@ -274,7 +276,10 @@ mod tests {
         );
         refused(&[("FLUX__MCP__URL", "ftp://x")], "mcp.url");
         refused(&[("FLUX__MCP__TIMEOUT_MS", "0")], "mcp.timeout_ms");
-        refused(&[("FLUX__MCP__BEARER_TOKEN_FILE", "/nonexistent/t")], "cannot read");
+        refused(
+            &[("FLUX__MCP__BEARER_TOKEN_FILE", "/nonexistent/t")],
+            "cannot read",
+        );
         let production = [
             ("NODE_ENV", "production"),
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
