@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 const TIMEOUT_MS: u64 = 3000;
 /// What the fake offers besides these: `describe` (not allowed below). `ghost` is allowed but not
 /// offered.
-const ALLOWED: &[&str] = &["query", "slow", "fail", "oops", "env", "crash", "ghost"];
+const ALLOWED: &[&str] = &[
+    "query", "slow", "fail", "oops", "env", "crash", "grow", "extra", "ghost",
+];
 
 fn node_available() -> bool {
     let found = std::process::Command::new("node")
@@ -112,7 +114,7 @@ async fn tools_query_cache_and_admin_checks() {
         let names: BTreeSet<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
-            BTreeSet::from(["query", "slow", "fail", "oops", "env", "crash"])
+            BTreeSet::from(["query", "slow", "fail", "oops", "env", "crash", "grow"])
         );
         let query_tool = tools.iter().find(|t| t["name"] == "query").unwrap();
         assert_eq!(
@@ -365,6 +367,62 @@ async fn a_crashed_server_restarts_lazily_and_stops_with_flux() {
 
     t.stop().await;
     assert!(!process_alive(second_pid), "shutdown stops the server");
+}
+
+/// `notifications/tools/list_changed` makes flux list the tools again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_tool_list_is_listed_again() {
+    if !node_available() {
+        return;
+    }
+    let t = server(Backend::Sqlite, fake_server).await;
+    let api = Api::new(&t).await;
+    let who = callers(&t, &api).await;
+    let names = |res: &auth_support::Resp| -> Vec<String> {
+        res.body["tools"]["default"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let res = api.get("/mcp/tools", Some(&who.user)).await;
+    assert!(!names(&res).contains(&"extra".to_string()));
+    let res = api
+        .post(
+            "/mcp/query",
+            json!({"query": "x", "tool": "extra"}),
+            Some(&who.admin),
+        )
+        .await;
+    assert_eq!(res.body["code"], "MCP_UNKNOWN_TOOL");
+    let res = api
+        .post(
+            "/mcp/query",
+            json!({"query": "x", "tool": "grow"}),
+            Some(&who.admin),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // The notification is handled on rmcp's task, next to the answer: allow it a moment.
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = names(&api.get("/mcp/tools", Some(&who.user)).await);
+        if listed.contains(&"extra".to_string()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(listed.contains(&"extra".to_string()), "{listed:?}");
+    let res = api
+        .post(
+            "/mcp/query",
+            json!({"query": "x", "tool": "extra"}),
+            Some(&who.admin),
+        )
+        .await;
+    assert_ne!(res.body["code"], "MCP_UNKNOWN_TOOL", "{}", res.body);
+    t.stop().await;
 }
 
 /// Whether `pid` runs (a zombie does not count: it has exited).
