@@ -332,12 +332,7 @@ impl Settings {
                 .collect();
             builder = set(builder, "cors.origins", list)?;
         }
-        for (key, value) in mcp::legacy_overrides(env) {
-            builder = match value {
-                mcp::LegacyValue::Text(text) => set(builder, key, text)?,
-                mcp::LegacyValue::Int(n) => set(builder, key, n)?,
-            };
-        }
+        builder = mcp::legacy_env(builder, env)?;
         // FLUX_ENV wins over NODE_ENV: it is the name operators of flux itself reach for.
         if let Some(v) = env.get("FLUX_ENV").or_else(|| env.get("NODE_ENV")) {
             let mode = match v.trim() {

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
+use config::builder::DefaultState;
+use config::ConfigBuilder;
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -134,26 +136,23 @@ fn is_loopback_url(url: &str) -> bool {
 }
 
 /// The original's switches: `MCP_AUTO_CONNECT=false` turns MCP off, `MCP_ENABLE_CACHING=false` turns
-/// the result cache off. Returns the overrides to apply.
-pub(super) fn legacy_overrides(env: &HashMap<String, String>) -> Vec<(&'static str, LegacyValue)> {
+/// the result cache off.
+pub(super) fn legacy_env(
+    mut builder: ConfigBuilder<DefaultState>,
+    env: &HashMap<String, String>,
+) -> Result<ConfigBuilder<DefaultState>, ConfigError> {
     let off = |name: &str| {
         env.get(name)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
     };
-    let mut overrides = Vec::new();
     if off("MCP_AUTO_CONNECT") {
-        overrides.push(("mcp.command", LegacyValue::Text(String::new())));
-        overrides.push(("mcp.url", LegacyValue::Text(String::new())));
+        builder = super::set(builder, "mcp.command", "")?;
+        builder = super::set(builder, "mcp.url", "")?;
     }
     if off("MCP_ENABLE_CACHING") {
-        overrides.push(("mcp.cache_ttl_secs", LegacyValue::Int(0)));
+        builder = super::set(builder, "mcp.cache_ttl_secs", 0i64)?;
     }
-    overrides
-}
-
-pub(super) enum LegacyValue {
-    Text(String),
-    Int(i64),
+    Ok(builder)
 }
 
 #[cfg(test)]
