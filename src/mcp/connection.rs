@@ -16,6 +16,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use super::cache::ResultCache;
 use super::error::McpError;
@@ -29,11 +30,20 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_STDERR_LINE: usize = 8 * 1024;
 
 pub struct Client {
-    pub settings: McpSettings,
-    transport: McpTransport,
-    pub timeout: Duration,
+    spec: Arc<Spec>,
+    /// The runtime that owns the server: the one flux was started on, not the actix worker that
+    /// happens to make the first request (a worker's runtime stops with the worker, and the child's
+    /// I/O driver with it, before flux has asked the server to stop).
+    runtime: Option<tokio::runtime::Handle>,
     pub cache: ResultCache,
     link: Mutex<Link>,
+}
+
+/// What starting the server takes; shared with the task that starts it.
+struct Spec {
+    settings: McpSettings,
+    transport: McpTransport,
+    timeout: Duration,
 }
 
 enum Link {
@@ -92,12 +102,19 @@ fn backoff(failures: u32) -> Duration {
 impl Client {
     pub fn new(settings: McpSettings, transport: McpTransport) -> Client {
         Client {
-            timeout: Duration::from_millis(settings.timeout_ms),
             cache: ResultCache::new(Duration::from_secs(settings.cache_ttl_secs)),
-            transport,
-            settings,
+            spec: Arc::new(Spec {
+                timeout: Duration::from_millis(settings.timeout_ms),
+                transport,
+                settings,
+            }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             link: Mutex::new(Link::Idle),
         }
+    }
+
+    pub fn settings(&self) -> &McpSettings {
+        &self.spec.settings
     }
 
     /// The live session, starting (or restarting) the server if needed and allowed.
@@ -107,12 +124,12 @@ impl Client {
             Link::Closed => return Err(McpError::Unavailable),
             Link::Up(up) if up.service.peer().is_transport_closed() => {
                 let failures = up.failures + 1;
-                tracing::warn!(server = %self.settings.name, "MCP server stopped; restarting on next use");
+                tracing::warn!(server = %self.spec.settings.name, "MCP server stopped; restarting on next use");
                 failures
             }
             Link::Up(up) => {
                 if up.tools_stale.swap(false, Ordering::Relaxed) {
-                    match self.list_tools(up.service.peer()).await {
+                    match self.spec.list_tools(up.service.peer()).await {
                         Ok(tools) => up.tools = Arc::new(tools),
                         Err(e) => {
                             up.tools_stale.store(true, Ordering::Relaxed);
@@ -135,7 +152,7 @@ impl Client {
         };
         // Dropping a dead link reaps its child (rmcp kills it on drop).
         *link = Link::Idle;
-        match self.start().await {
+        match self.start_on_runtime().await {
             Ok(up) => {
                 let session = Session {
                     peer: up.service.peer().clone(),
@@ -148,7 +165,7 @@ impl Client {
                 let failures = failures + 1;
                 let wait = backoff(failures);
                 tracing::warn!(
-                    server = %self.settings.name,
+                    server = %self.spec.settings.name,
                     error = %e,
                     failures,
                     retry_in_ms = wait.as_millis() as u64,
@@ -178,12 +195,44 @@ impl Client {
         arguments: JsonObject,
     ) -> Result<rmcp::model::CallToolResult, McpError> {
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-        match tokio::time::timeout(self.timeout, peer.call_tool(params)).await {
+        match tokio::time::timeout(self.spec.timeout, peer.call_tool(params)).await {
             Err(_) => Err(McpError::Timeout),
             Ok(result) => result.map_err(service_error),
         }
     }
 
+    async fn start_on_runtime(&self) -> Result<Up, String> {
+        let spec = self.spec.clone();
+        // A root span: rmcp's service task keeps the span it was started in, and the request that
+        // happened to start it is over long before the server is.
+        let span = tracing::info_span!(parent: None, "mcp", server = %spec.settings.name);
+        let start = async move { spec.start().await }.instrument(span);
+        match &self.runtime {
+            Some(runtime) => runtime
+                .spawn(start)
+                .await
+                .map_err(|e| format!("start task: {e}"))?,
+            None => start.await,
+        }
+    }
+
+    /// Stop the server and refuse every later request.
+    pub async fn shutdown(&self) {
+        let previous = std::mem::replace(&mut *self.link.lock().await, Link::Closed);
+        let name = &self.spec.settings.name;
+        if let Link::Up(mut up) = previous {
+            // Closes stdin, waits, then SIGTERM and SIGKILL (rmcp's stdio shutdown sequence); for
+            // HTTP, ends the session.
+            match up.service.close_with_timeout(CLOSE_TIMEOUT).await {
+                Ok(Some(_)) => tracing::info!(server = %name, "MCP server stopped"),
+                // Dropping `up` kills the process group.
+                _ => tracing::warn!(server = %name, "MCP server did not stop in time; killed"),
+            }
+        }
+    }
+}
+
+impl Spec {
     async fn list_tools(&self, peer: &Peer<RoleClient>) -> Result<Vec<Tool>, McpError> {
         match tokio::time::timeout(self.timeout, peer.list_all_tools()).await {
             Err(_) => Err(McpError::Timeout),
@@ -286,22 +335,6 @@ impl Client {
             config = config.auth_header(s.bearer_token.as_str());
         }
         Ok(StreamableHttpClientTransport::with_client(client, config))
-    }
-
-    /// Stop the server and refuse every later request.
-    pub async fn shutdown(&self) {
-        let previous = std::mem::replace(&mut *self.link.lock().await, Link::Closed);
-        if let Link::Up(mut up) = previous {
-            // Closes stdin, waits, then SIGTERM and SIGKILL (rmcp's stdio shutdown sequence); for
-            // HTTP, ends the session.
-            match up.service.close_with_timeout(CLOSE_TIMEOUT).await {
-                Ok(Some(_)) => tracing::info!(server = %self.settings.name, "MCP server stopped"),
-                // Dropping `up` kills the process group.
-                _ => {
-                    tracing::warn!(server = %self.settings.name, "MCP server did not stop in time; killed")
-                }
-            }
-        }
     }
 }
 

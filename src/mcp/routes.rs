@@ -76,7 +76,7 @@ async fn tools(state: web::Data<McpState>, _user: AuthUser) -> Result<HttpRespon
     let tools: Vec<Value> = session
         .tools
         .iter()
-        .filter(|t| client.settings.allows(&t.name))
+        .filter(|t| client.settings().allows(&t.name))
         .map(|t| {
             json!({
                 "name": t.name,
@@ -87,7 +87,7 @@ async fn tools(state: web::Data<McpState>, _user: AuthUser) -> Result<HttpRespon
         .collect();
     client.succeeded().await;
     Ok(HttpResponse::Ok().json(json!({
-        "tools": { client.settings.name.as_str(): tools },
+        "tools": { client.settings().name.as_str(): tools },
         "available": true,
     })))
 }
@@ -126,7 +126,7 @@ async fn run_query(
         return Err(McpError::BadRequest("query is too long").into());
     }
     let tool = match body.tool {
-        None | Some(Value::Null) => client.settings.query_tool.clone(),
+        None | Some(Value::Null) => client.settings().query_tool.clone(),
         Some(Value::String(t)) if !t.is_empty() => t,
         Some(_) => return Err(McpError::BadRequest("tool must be a tool name").into()),
     };
@@ -140,7 +140,7 @@ async fn run_query(
         Some(Value::Object(args)) => args,
         Some(_) => return Err(McpError::BadRequest("arguments must be an object").into()),
     };
-    if !client.settings.allows(&tool) {
+    if !client.settings().allows(&tool) {
         return Err(McpError::ToolNotAllowed(tool).into());
     }
 
