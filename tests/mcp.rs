@@ -332,7 +332,16 @@ async fn a_crashed_server_restarts_lazily_and_stops_with_flux() {
     if !node_available() {
         return;
     }
-    let t = server(Backend::Sqlite, fake_server).await;
+    let exit_dir = tempfile::tempdir().unwrap();
+    let exit_file = exit_dir.path().join("exit");
+    let t = server(Backend::Sqlite, |s| {
+        fake_server(s);
+        s.mcp.env.insert(
+            "FAKE_MCP_EXIT_FILE".into(),
+            exit_file.to_str().unwrap().into(),
+        );
+    })
+    .await;
     let api = Api::new(&t).await;
     let who = callers(&t, &api).await;
     let pid_of = |res: &auth_support::Resp| echoed(res)["pid"].as_u64().unwrap();
@@ -365,8 +374,15 @@ async fn a_crashed_server_restarts_lazily_and_stops_with_flux() {
     let res = api.get("/mcp/tools", Some(&who.user)).await;
     assert_eq!(res.status, 200);
 
+    assert!(!exit_file.exists(), "the crash wrote nothing");
+
     t.stop().await;
     assert!(!process_alive(second_pid), "shutdown stops the server");
+    assert_eq!(
+        std::fs::read_to_string(&exit_file).ok().as_deref(),
+        Some("stdin closed\n"),
+        "stopped by closing its stdin, not killed"
+    );
 }
 
 /// `notifications/tools/list_changed` makes flux list the tools again.
