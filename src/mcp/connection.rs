@@ -180,10 +180,13 @@ impl Client {
         }
     }
 
-    /// A request went through: the server is healthy again, so the backoff starts over.
-    pub async fn succeeded(&self) {
-        if let Link::Up(up) = &mut *self.link.lock().await {
-            up.failures = 0;
+    /// A request went through: the server is healthy again, so the backoff starts over. Best effort:
+    /// while another request holds the link (starting the server) this answer does not wait for it.
+    pub fn succeeded(&self) {
+        if let Ok(mut link) = self.link.try_lock() {
+            if let Link::Up(up) = &mut *link {
+                up.failures = 0;
+            }
         }
     }
 

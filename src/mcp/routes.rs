@@ -85,7 +85,7 @@ async fn tools(state: web::Data<McpState>, _user: AuthUser) -> Result<HttpRespon
             })
         })
         .collect();
-    client.succeeded().await;
+    client.succeeded();
     Ok(HttpResponse::Ok().json(json!({
         "tools": { client.settings().name.as_str(): tools },
         "available": true,
@@ -155,7 +155,7 @@ async fn run_query(
             let executed_at =
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let outcome = client.call_tool(&session.peer, &tool, arguments).await?;
-            client.succeeded().await;
+            client.succeeded();
             let result = std::sync::Arc::new(CachedResult {
                 results: serde_json::to_value(&outcome.content)
                     .map_err(|e| McpError::Protocol(e.to_string()))?,
