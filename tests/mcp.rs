@@ -376,8 +376,37 @@ async fn a_crashed_server_restarts_lazily_and_stops_with_flux() {
 
     assert!(!exit_file.exists(), "the crash wrote nothing");
 
+    // Dying again before any request succeeded: the next start waits (1 s), then happens lazily.
+    // (The first crash comes after successes: restarted at once by the second, which crashes it too.)
+    let crash = json!({"query": "x", "tool": "crash"});
+    for _ in 0..2 {
+        let res = api
+            .post("/mcp/query", crash.clone(), Some(&who.admin))
+            .await;
+        assert_eq!(res.status, 503, "{}", res.body);
+    }
+    let res = api
+        .post("/mcp/query", json!({"query": "three"}), Some(&who.admin))
+        .await;
+    assert_eq!(res.status, 503, "backing off: {}", res.body);
+    assert_eq!(res.body["code"], "MCP_UNAVAILABLE");
+    let mut third_pid = None;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let res = api
+            .post("/mcp/query", json!({"query": "three"}), Some(&who.admin))
+            .await;
+        if res.status == 200 {
+            third_pid = Some(pid_of(&res));
+            break;
+        }
+        assert_eq!(res.body["code"], "MCP_UNAVAILABLE");
+    }
+    let third_pid = third_pid.expect("restarted after the backoff");
+    assert_ne!(third_pid, second_pid);
+
     t.stop().await;
-    assert!(!process_alive(second_pid), "shutdown stops the server");
+    assert!(!process_alive(third_pid), "shutdown stops the server");
     assert_eq!(
         std::fs::read_to_string(&exit_file).ok().as_deref(),
         Some("stdin closed\n"),

@@ -123,8 +123,23 @@ impl Client {
         let failures = match &mut *link {
             Link::Closed => return Err(McpError::Unavailable),
             Link::Up(up) if up.service.peer().is_transport_closed() => {
+                // Counted like a failed start until a request succeeds, so a server that dies on
+                // every call is not restarted for every request.
                 let failures = up.failures + 1;
-                tracing::warn!(server = %self.spec.settings.name, "MCP server stopped; restarting on next use");
+                let wait = backoff(failures);
+                tracing::warn!(
+                    server = %self.spec.settings.name,
+                    failures,
+                    restart_in_ms = wait.as_millis() as u64,
+                    "MCP server stopped"
+                );
+                if !wait.is_zero() {
+                    *link = Link::Down {
+                        failures,
+                        retry_at: Instant::now() + wait,
+                    };
+                    return Err(McpError::Unavailable);
+                }
                 failures
             }
             Link::Up(up) => {

@@ -1,7 +1,8 @@
 //! `/mcp/tools`, `/mcp/query`, `/mcp/cache/clear`.
 //!
 //! The only file of the module that knows who is calling: `AuthUser` (logged in?) and the stored
-//! account (an active admin?). Re-point those two imports when the admin check moves.
+//! account through `AppState`'s database and `auth::store` (an active admin?). When the shared admin
+//! check lands (OPERATOR §0), `require_admin` below is what it replaces.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
