@@ -1,5 +1,6 @@
 //! MCP (OPERATOR §6) against a fake MCP server started as a real child process speaking JSON-RPC
 //! over stdio (tests/fixtures/fake-mcp-server.mjs, run with Node.js).
+#![cfg(feature = "mcp")]
 
 mod auth_support;
 mod common;

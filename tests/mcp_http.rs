@@ -1,5 +1,6 @@
 //! MCP over streamable HTTP: flux against rmcp's own server side, hosted on hyper in the test, behind
 //! a bearer-token check.
+#![cfg(feature = "mcp")]
 
 mod auth_support;
 mod common;

@@ -18,8 +18,8 @@ use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-use super::cache::ResultCache;
 use super::error::McpError;
+use super::{ToolInfo, ToolOutcome};
 use crate::config::{McpSettings, McpTransport};
 
 /// Longest wait before the next start after repeated failures.
@@ -35,7 +35,6 @@ pub struct Client {
     /// happens to make the first request (a worker's runtime stops with the worker, and the child's
     /// I/O driver with it, before flux has asked the server to stop).
     runtime: Option<tokio::runtime::Handle>,
-    pub cache: ResultCache,
     link: Mutex<Link>,
 }
 
@@ -61,7 +60,7 @@ enum Link {
 
 struct Up {
     service: RunningService<RoleClient, Handler>,
-    tools: Arc<Vec<Tool>>,
+    tools: Arc<Vec<ToolInfo>>,
     /// Set by `notifications/tools/list_changed`: list again before the next use.
     tools_stale: Arc<AtomicBool>,
     /// Failures before this start; reset by the first request that succeeds.
@@ -69,9 +68,9 @@ struct Up {
 }
 
 /// What a request works with: the peer and the tool list, used without holding the link's lock.
-pub struct Session {
-    pub peer: Peer<RoleClient>,
-    pub tools: Arc<Vec<Tool>>,
+struct Session {
+    peer: Peer<RoleClient>,
+    tools: Arc<Vec<ToolInfo>>,
 }
 
 /// The client side of the protocol: names flux, and notices tool-list changes.
@@ -102,7 +101,6 @@ fn backoff(failures: u32) -> Duration {
 impl Client {
     pub fn new(settings: McpSettings, transport: McpTransport) -> Client {
         Client {
-            cache: ResultCache::new(Duration::from_secs(settings.cache_ttl_secs)),
             spec: Arc::new(Spec {
                 timeout: Duration::from_millis(settings.timeout_ms),
                 transport,
@@ -113,12 +111,35 @@ impl Client {
         }
     }
 
-    pub fn settings(&self) -> &McpSettings {
-        &self.spec.settings
+    /// The server's tools (all of them: filtering is the caller's), starting it if needed.
+    pub async fn tools(&self) -> Result<Arc<Vec<ToolInfo>>, McpError> {
+        let tools = self.session().await?.tools;
+        self.succeeded();
+        Ok(tools)
+    }
+
+    /// `tools/call`, bounded by `timeout_ms`. A tool the server does not offer is refused here.
+    pub async fn call(&self, tool: &str, arguments: JsonObject) -> Result<ToolOutcome, McpError> {
+        let session = self.session().await?;
+        if !session.tools.iter().any(|t| t.name == tool) {
+            return Err(McpError::UnknownTool(tool.to_string()));
+        }
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        let result =
+            match tokio::time::timeout(self.spec.timeout, session.peer.call_tool(params)).await {
+                Err(_) => return Err(McpError::Timeout),
+                Ok(result) => result.map_err(service_error)?,
+            };
+        self.succeeded();
+        Ok(ToolOutcome {
+            content: serde_json::to_value(&result.content)
+                .map_err(|e| McpError::Protocol(e.to_string()))?,
+            is_error: result.is_error.unwrap_or(false),
+        })
     }
 
     /// The live session, starting (or restarting) the server if needed and allowed.
-    pub async fn session(&self) -> Result<Session, McpError> {
+    async fn session(&self) -> Result<Session, McpError> {
         let mut link = self.link.lock().await;
         let failures = match &mut *link {
             Link::Closed => return Err(McpError::Unavailable),
@@ -197,25 +218,11 @@ impl Client {
 
     /// A request went through: the server is healthy again, so the backoff starts over. Best effort:
     /// while another request holds the link (starting the server) this answer does not wait for it.
-    pub fn succeeded(&self) {
+    fn succeeded(&self) {
         if let Ok(mut link) = self.link.try_lock() {
             if let Link::Up(up) = &mut *link {
                 up.failures = 0;
             }
-        }
-    }
-
-    /// `tools/call`, bounded by `timeout_ms`.
-    pub async fn call_tool(
-        &self,
-        peer: &Peer<RoleClient>,
-        tool: &str,
-        arguments: JsonObject,
-    ) -> Result<rmcp::model::CallToolResult, McpError> {
-        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-        match tokio::time::timeout(self.spec.timeout, peer.call_tool(params)).await {
-            Err(_) => Err(McpError::Timeout),
-            Ok(result) => result.map_err(service_error),
         }
     }
 
@@ -251,11 +258,12 @@ impl Client {
 }
 
 impl Spec {
-    async fn list_tools(&self, peer: &Peer<RoleClient>) -> Result<Vec<Tool>, McpError> {
-        match tokio::time::timeout(self.timeout, peer.list_all_tools()).await {
-            Err(_) => Err(McpError::Timeout),
-            Ok(result) => result.map_err(service_error),
-        }
+    async fn list_tools(&self, peer: &Peer<RoleClient>) -> Result<Vec<ToolInfo>, McpError> {
+        let tools = match tokio::time::timeout(self.timeout, peer.list_all_tools()).await {
+            Err(_) => return Err(McpError::Timeout),
+            Ok(result) => result.map_err(service_error)?,
+        };
+        Ok(tools.into_iter().map(tool_info).collect())
     }
 
     async fn start(&self) -> Result<Up, String> {
@@ -353,6 +361,14 @@ impl Spec {
             config = config.auth_header(s.bearer_token.as_str());
         }
         Ok(StreamableHttpClientTransport::with_client(client, config))
+    }
+}
+
+fn tool_info(tool: Tool) -> ToolInfo {
+    ToolInfo {
+        name: tool.name.into_owned(),
+        description: tool.description.map(|d| d.into_owned()).unwrap_or_default(),
+        input_schema: serde_json::Value::Object(Arc::unwrap_or_clone(tool.input_schema)),
     }
 }
 

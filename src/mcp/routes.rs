@@ -72,23 +72,14 @@ async fn require_admin(
 
 /// Any logged-in user: the allowed tools, under the server's configured name.
 async fn tools(state: web::Data<McpState>, _user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let client = state.client()?;
-    let session = client.session().await?;
-    let tools: Vec<Value> = session
-        .tools
+    let tools = state.client()?.tools().await?;
+    let tools: Vec<Value> = tools
         .iter()
-        .filter(|t| client.settings().allows(&t.name))
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "description": t.description.as_deref().unwrap_or_default(),
-                "inputSchema": t.input_schema.as_ref(),
-            })
-        })
+        .filter(|t| state.settings.allows(&t.name))
+        .map(|t| json!({"name": t.name, "description": t.description, "inputSchema": t.input_schema}))
         .collect();
-    client.succeeded();
     Ok(HttpResponse::Ok().json(json!({
-        "tools": { client.settings().name.as_str(): tools },
+        "tools": { state.settings.name.as_str(): tools },
         "available": true,
     })))
 }
@@ -127,7 +118,7 @@ async fn run_query(
         return Err(McpError::BadRequest("query is too long").into());
     }
     let tool = match body.tool {
-        None | Some(Value::Null) => client.settings().query_tool.clone(),
+        None | Some(Value::Null) => state.settings.query_tool.clone(),
         Some(Value::String(t)) if !t.is_empty() => t,
         Some(_) => return Err(McpError::BadRequest("tool must be a tool name").into()),
     };
@@ -141,31 +132,25 @@ async fn run_query(
         Some(Value::Object(args)) => args,
         Some(_) => return Err(McpError::BadRequest("arguments must be an object").into()),
     };
-    if !client.settings().allows(&tool) {
+    if !state.settings.allows(&tool) {
         return Err(McpError::ToolNotAllowed(tool).into());
     }
 
     let key = ResultCache::key(&tool, &Value::Object(arguments.clone()));
-    let (result, cached) = match client.cache.get(&key) {
+    let (result, cached) = match state.cache.get(&key) {
         Some(hit) => (hit, true),
         None => {
-            let session = client.session().await?;
-            if !session.tools.iter().any(|t| t.name == tool) {
-                return Err(McpError::UnknownTool(tool).into());
-            }
             let executed_at =
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let outcome = client.call_tool(&session.peer, &tool, arguments).await?;
-            client.succeeded();
+            let outcome = client.call(&tool, arguments).await?;
             let result = std::sync::Arc::new(CachedResult {
-                results: serde_json::to_value(&outcome.content)
-                    .map_err(|e| McpError::Protocol(e.to_string()))?,
-                is_error: outcome.is_error.unwrap_or(false),
+                results: outcome.content,
+                is_error: outcome.is_error,
                 executed_at,
             });
             // A tool's own error may be transient: only answers are reused.
             if !result.is_error {
-                client.cache.put(key, result.clone());
+                state.cache.put(key, result.clone());
             }
             (result, false)
         }
@@ -189,8 +174,8 @@ async fn clear_cache(
     caller: Result<AuthUser, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = require_admin(&app, &req, caller).await?;
-    let client = state.client()?;
-    let entries = client.cache.clear();
+    state.client()?;
+    let entries = state.cache.clear();
     audit::cache_cleared(&admin.id, entries);
     Ok(HttpResponse::Ok().json(json!({ "message": "MCP cache cleared successfully" })))
 }
