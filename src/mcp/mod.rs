@@ -66,10 +66,6 @@ impl McpState {
         }
     }
 
-    pub fn is_configured(&self) -> bool {
-        self.client.is_some()
-    }
-
     fn client(&self) -> Result<&Arc<Client>, McpError> {
         self.client.as_ref().ok_or(McpError::NotConfigured)
     }
