@@ -1,8 +1,11 @@
 //! Command line: `flux serve <target>`, `flux migrate …`, `flux user create-admin`, `flux healthcheck`.
+//! It only parses; what a target runs is [`crate::topology`]'s business.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::topology::Target;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,21 +54,6 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// Production: auth, accounts, messaging and metrics on PORT (3001), Socket.IO /messaging and /auth.
-    Unified,
-    /// Rollback split: the legacy auth service on PORT (3001).
-    Auth,
-    /// Rollback split: the legacy messaging service on MESSAGING_PORT (3002), Socket.IO on / and /messaging.
-    Messaging,
-    /// The Yjs collaboration service on COLLAB_PORT (3003).
-    Collab,
-    /// Development: unified on 3001 and collab on 3003 in one process.
-    All,
 }
 
 #[derive(Debug, Subcommand)]

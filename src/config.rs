@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-mod mcp;
-pub use mcp::{McpSettings, McpTransport};
+pub mod mcp;
 
 /// The defaults, documented key by key; also what `flux config defaults` would print.
 pub const DEFAULTS: &str = include_str!("../Settings.toml");
@@ -67,7 +66,7 @@ pub struct Settings {
     pub monitor: MonitorSettings,
     pub log: LogSettings,
     pub uploads: UploadSettings,
-    pub mcp: McpSettings,
+    pub mcp: mcp::McpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,8 +293,6 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("cors.origins")
-                .with_list_parse_key("mcp.args")
-                .with_list_parse_key("mcp.allowed_tools")
                 .try_parsing(true)
                 .source(Some(flux_env)),
         );
@@ -346,8 +343,7 @@ impl Settings {
         let cfg = builder.build().map_err(describe)?;
         let mut settings: Settings = cfg.try_deserialize().map_err(describe)?;
         settings.validate()?;
-        let production = settings.environment.is_production();
-        settings.mcp.resolve(production)?;
+        settings.mcp.resolve(settings.environment.is_production())?;
         Ok(settings)
     }
 

@@ -5,7 +5,7 @@
 //! gates no target: without it the MCP client and its dependencies (rmcp, reqwest 0.13) are left out
 //! and the `/mcp` routes answer 503 `MCP_NOT_CONFIGURED`.
 
-use crate::cli::Target;
+use crate::topology::Target;
 
 pub fn ensure(target: Target) -> anyhow::Result<()> {
     let needs: &[(&str, bool)] = match target {

@@ -1,24 +1,54 @@
 //! `/health`, `/health/live`, `/health/ready` and `/services` on every listener (CONTRACT §10).
+//!
+//! Part of the assembly, like `server` and `topology`: it reports on the target as a whole (its
+//! modules, listeners, storage and cluster link), so it may know them all.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
-use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::state::{AppState, Listener};
-use crate::topology::{ListenerKind, Module, ModuleState};
+use crate::cluster::{Cluster, Io};
+use crate::config::RunEnvironment;
+use crate::db::Db;
+use crate::monitor::system::memory_json;
+use crate::topology::{ListenerKind, Module, ModuleState, Modules, Target};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
+/// What the health routes of one listener report on.
+#[derive(Clone)]
+pub struct HealthState {
+    pub target: Target,
+    pub kind: ListenerKind,
+    pub port: u16,
+    pub started: Instant,
+    pub modules: Arc<Modules>,
+    pub db: Db,
+    pub cluster: Cluster,
+    pub environment: RunEnvironment,
+    /// Whether Google sign-in is configured (`/health` of the auth service says so).
+    pub google_configured: bool,
+    /// The listener's Socket.IO server (socket counts).
+    pub io: Option<Io>,
+    /// The collaboration service of a collab listener (rooms and counts).
+    #[cfg(feature = "collab")]
+    pub collab: Option<Arc<crate::collab::CollabStats>>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<HealthState>) {
+    cfg.app_data(state)
+        .route("/health", web::get().to(health))
         .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
         .route("/services", web::get().to(services));
 }
 
-pub fn iso_now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+fn iso_now() -> String {
+    crate::db::now().to_iso_millis()
 }
 
-async fn health(state: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
+async fn health(state: web::Data<HealthState>) -> HttpResponse {
+    let listener = &state;
     let uptime = state.started.elapsed();
     let memory = memory_json();
     match listener.kind {
@@ -35,7 +65,7 @@ async fn health(state: web::Data<AppState>, listener: web::Data<Listener>) -> Ht
             let db_ok = state.db.ping().await.is_ok();
             let mut checks = json!({
                 "database": if db_ok { "ok" } else { "error" },
-                "oauth": if state.settings.auth.google_client_id.is_empty() { "not_configured" } else { "configured" },
+                "oauth": if state.google_configured { "configured" } else { "not_configured" },
                 "storageType": state.db.backend().to_string(),
             });
             let mut body = json!({
@@ -61,23 +91,23 @@ async fn health(state: web::Data<AppState>, listener: web::Data<Listener>) -> Ht
             "port": listener.port,
             "uptime": uptime.as_secs_f64() * 1000.0,
             "memory": memory,
-            "activeUsers": socket_count(&listener, "/"),
+            "activeUsers": socket_count(listener, "/"),
             "timestamp": iso_now(),
-            "environment": state.settings.environment.as_str(),
+            "environment": state.environment.as_str(),
             "features": { "websocket": true, "fileUpload": cfg!(feature = "auth") },
         })),
-        ListenerKind::Collab => collab_health(&listener, uptime),
+        ListenerKind::Collab => collab_health(listener, uptime),
     }
 }
 
 /// A build without the `collab` feature never starts a collab listener.
 #[cfg(not(feature = "collab"))]
-fn collab_health(_listener: &Listener, _uptime: std::time::Duration) -> HttpResponse {
+fn collab_health(_listener: &HealthState, _uptime: std::time::Duration) -> HttpResponse {
     HttpResponse::NotFound().finish()
 }
 
 #[cfg(feature = "collab")]
-fn collab_health(listener: &Listener, uptime: std::time::Duration) -> HttpResponse {
+fn collab_health(listener: &HealthState, uptime: std::time::Duration) -> HttpResponse {
     let stats = listener
         .collab
         .as_ref()
@@ -97,14 +127,14 @@ fn collab_health(listener: &Listener, uptime: std::time::Duration) -> HttpRespon
     }))
 }
 
-async fn live(listener: web::Data<Listener>) -> HttpResponse {
+async fn live(listener: web::Data<HealthState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "alive", "service": listener.kind.service_name() }))
 }
 
 /// Ready only when every module is; the database is probed live, so a store that comes back after an
 /// outage turns the answer to 200 again without a restart.
-async fn ready(state: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
-    let service = listener.kind.service_name();
+async fn ready(state: web::Data<HealthState>) -> HttpResponse {
+    let service = state.kind.service_name();
     let db = state.db.ping().await;
     let db_state = state.modules.state(Module::Database);
     // A module still starting (migrations under way) stays as it is; otherwise the probe decides.
@@ -148,7 +178,8 @@ async fn ready(state: web::Data<AppState>, listener: web::Data<Listener>) -> Htt
     }))
 }
 
-async fn services(state: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
+async fn services(state: web::Data<HealthState>) -> HttpResponse {
+    let listener = &state;
     let namespaces: serde_json::Map<String, Value> = listener
         .io
         .as_ref()
@@ -172,7 +203,7 @@ async fn services(state: web::Data<AppState>, listener: web::Data<Listener>) -> 
     }))
 }
 
-fn redis_dependency(state: &AppState) -> &'static str {
+fn redis_dependency(state: &HealthState) -> &'static str {
     match state.cluster.redis_up() {
         None => "not configured",
         Some(true) => "ok",
@@ -180,60 +211,11 @@ fn redis_dependency(state: &AppState) -> &'static str {
     }
 }
 
-fn socket_count(listener: &Listener, ns: &str) -> usize {
+fn socket_count(listener: &HealthState, ns: &str) -> usize {
     listener
         .io
         .as_ref()
         .and_then(|io| io.of(ns))
         .map(|op| op.sockets().len())
         .unwrap_or(0)
-}
-
-/// The five memory keys the Node services reported, mapped to what Linux knows of this process:
-/// `rss` resident set, `heapTotal` data segment, `heapUsed` anonymous resident memory, `external`
-/// file-backed and shared resident memory; `arrayBuffers` has no counterpart and stays 0.
-pub fn memory_json() -> Value {
-    let m = read_proc_status();
-    json!({
-        "rss": m.rss,
-        "heapTotal": m.data,
-        "heapUsed": m.anon,
-        "external": m.file_and_shmem,
-        "arrayBuffers": 0,
-    })
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcessMemory {
-    pub rss: u64,
-    pub data: u64,
-    pub anon: u64,
-    pub file_and_shmem: u64,
-}
-
-pub fn read_proc_status() -> ProcessMemory {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return ProcessMemory::default();
-    };
-    let mut m = ProcessMemory::default();
-    for line in status.lines() {
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let kib: u64 = rest
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        let bytes = kib * 1024;
-        match key {
-            "VmRSS" => m.rss = bytes,
-            "VmData" => m.data = bytes,
-            "RssAnon" => m.anon = bytes,
-            "RssFile" | "RssShmem" => m.file_and_shmem += bytes,
-            _ => {}
-        }
-    }
-    m
 }

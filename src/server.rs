@@ -1,25 +1,38 @@
-//! Starting a target: storage, one actix `HttpServer` per listener (with Socket.IO on the same port
-//! where the target has namespaces), readiness, and graceful shutdown.
+//! Starting a target: storage, the modules' states, one actix `HttpServer` per listener (with
+//! Socket.IO on the same port where the target has namespaces), readiness, and graceful shutdown.
+//!
+//! This is where a target is assembled: each module's state is built here and registered with its
+//! routes, and each listener gets the middleware of the service it stands for (CSRF and rate limits
+//! on the auth and unified listeners, the messaging service's token wording on its own listener).
+//! The middleware and handlers never ask which listener they run on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::token::TokenKeys;
-use crate::cli::Target;
+use crate::accounts::files::FileServices;
+use crate::accounts::AccountsState;
+use crate::auth::password::Passwords;
+use crate::auth::{AuthState, TokenKeys, Verifier, Wording};
 use crate::cluster::{Cluster, Io};
 use crate::config::Settings;
-use crate::db::{Db, DbOptions};
-use crate::messaging::socket::SocketState;
-use crate::state::{AppState, Listener};
-use crate::topology::{self, ListenerKind, ModuleState, Modules};
+use crate::db::{Db, DbOptions, Schema};
+use crate::health::HealthState;
+use crate::mcp::McpState;
+use crate::membership::Departures;
+use crate::messaging::rooms::RoomEvictions;
+use crate::messaging::{Messaging, MessagingState};
+use crate::monitor::Monitor;
+use crate::topology::{self, ListenerKind, ModuleState, Modules, Target};
 use crate::web::cors::CorsPolicy;
+use crate::web::csrf::CsrfPolicy;
+use crate::web::rate_limit::{Budget, LimitStore, RateLimiter, GLOBAL_MESSAGE};
 use crate::web::socketio::SocketIoBridge;
 
 /// How often a start-up that could not reach the database tries again.
@@ -27,10 +40,72 @@ const PREPARE_RETRY: Duration = Duration::from_secs(2);
 /// Upper bound for telling every Socket.IO client goodbye during shutdown.
 const SOCKETIO_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What the modules of a running target are built from: settings, storage, token keys, the
+/// cluster link and the live module states. Only the assembly (and tests) see it; handlers get
+/// their own module's state.
+#[derive(Clone)]
+pub struct Shared {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub tokens: TokenKeys,
+    pub modules: Arc<Modules>,
+    pub target: Target,
+    pub started: Instant,
+    /// The link to the other instances (Redis), if configured.
+    pub cluster: Cluster,
+}
+
+/// The process-wide state of each module, built once per server.
+#[derive(Clone)]
+struct ModuleStates {
+    auth: web::Data<AuthState>,
+    passwords: Arc<Passwords>,
+    files: Arc<FileServices>,
+    /// Rate-limit counters and login locks (shared with auth).
+    limits: Arc<dyn LimitStore>,
+    messaging: Messaging,
+    monitor: Monitor,
+    mcp: web::Data<McpState>,
+}
+
+impl ModuleStates {
+    /// Must be called inside the tokio runtime (shared presence starts its maintenance task).
+    fn new(shared: &Shared) -> Self {
+        let settings = &shared.settings;
+        let passwords = Arc::new(Passwords::new(&settings.auth));
+        let limits = shared.cluster.limit_store(&settings.redis.key_prefix);
+        ModuleStates {
+            auth: web::Data::new(AuthState::new(
+                settings,
+                shared.db.clone(),
+                shared.tokens.clone(),
+                passwords.clone(),
+                limits.clone(),
+            )),
+            passwords,
+            files: Arc::new(FileServices::new(settings)),
+            limits,
+            messaging: Messaging::new(
+                settings,
+                shared.db.clone(),
+                shared.tokens.clone(),
+                &shared.cluster,
+            ),
+            monitor: Monitor::new(
+                shared.db.clone(),
+                shared.tokens.clone(),
+                settings.monitor.public,
+            ),
+            mcp: web::Data::new(McpState::new(&settings.mcp)),
+        }
+    }
+}
+
 /// A running target.
 pub struct Server {
-    state: AppState,
-    mcp: web::Data<crate::mcp::McpState>,
+    shared: Shared,
+    messaging: Messaging,
+    mcp: web::Data<McpState>,
     listeners: Vec<RunningListener>,
     prepare: tokio::task::JoinHandle<()>,
     sampler: tokio::task::JoinHandle<()>,
@@ -51,32 +126,21 @@ impl Server {
     pub async fn start(target: Target, settings: Settings) -> anyhow::Result<Server> {
         crate::features::ensure(target)?;
         let settings = Arc::new(settings);
-        let db = Db::connect(&DbOptions {
-            url: settings.database.url.clone(),
-            max_connections: settings.database.max_connections,
-            busy_timeout: Duration::from_millis(settings.database.busy_timeout_ms),
-            acquire_timeout: Duration::from_millis(settings.database.acquire_timeout_ms),
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                crate::config::redact_url(&settings.database.url)
-            )
-        })?;
+        let db = Db::connect(&DbOptions::from(&settings.database))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::config::redact_url(&settings.database.url)
+                )
+            })?;
 
         let cluster = Cluster::connect(&settings)?;
-        let state = AppState {
+        let shared = Shared {
             tokens: TokenKeys::new(
                 &settings.auth.jwt_secret,
                 settings.auth.access_token_ttl_secs,
             ),
-            auth: Arc::new(crate::auth::AuthServices::new(&settings, &cluster)),
-            files: Arc::new(crate::accounts::files::FileServices::new(&settings)),
-            messaging: Arc::new(crate::messaging::MessagingServices::new(
-                &settings, &cluster,
-            )),
-            monitor: Arc::new(crate::monitor::Metrics::new()),
             settings: settings.clone(),
             db,
             modules: Arc::new(Modules::for_target(target)),
@@ -84,13 +148,12 @@ impl Server {
             started: Instant::now(),
             cluster,
         };
-
-        let mcp = web::Data::new(crate::mcp::McpState::new(&settings.mcp));
+        let states = ModuleStates::new(&shared);
 
         // Listeners first, so /health/live answers while storage is being prepared.
         let mut listeners = Vec::new();
         for kind in topology::listeners(target) {
-            listeners.push(start_listener(*kind, &state, &mcp).await?);
+            listeners.push(start_listener(*kind, &shared, &states).await?);
         }
         for l in &listeners {
             tracing::info!(
@@ -100,7 +163,7 @@ impl Server {
             );
         }
 
-        let prepare = tokio::spawn(prepare(state.clone()));
+        let prepare = tokio::spawn(prepare(shared.clone()));
         let ios = listeners
             .iter()
             .filter_map(|l| {
@@ -108,10 +171,11 @@ impl Server {
                     .map(|io| (l.kind.service_name().to_string(), io))
             })
             .collect();
-        let sampler = tokio::spawn(crate::monitor::run_sampler(state.clone(), ios));
+        let sampler = tokio::spawn(crate::monitor::run_sampler(states.monitor.clone(), ios));
         Ok(Server {
-            state,
-            mcp,
+            shared,
+            messaging: states.messaging,
+            mcp: states.mcp,
             listeners,
             prepare,
             sampler,
@@ -125,22 +189,22 @@ impl Server {
             .map(|l| l.addr)
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// What the target's modules were built from (tests read the database and settings here).
+    pub fn state(&self) -> &Shared {
+        &self.shared
     }
 
     /// Resolves when storage is prepared and every module is ready (tests wait on it).
     pub async fn wait_ready(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.state.modules.all_ready() {
+            if self.shared.modules.all_ready() {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
     }
-
     /// Run until SIGTERM/SIGINT or until a listener stops by itself, then shut down gracefully.
     pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
         let stopped_by_itself = {
@@ -166,10 +230,10 @@ impl Server {
     /// Stop accepting, say goodbye to sockets, let requests in flight finish, then return.
     pub async fn shutdown(self) {
         let started = Instant::now();
-        self.state.modules.set_all(ModuleState::Stopping);
+        self.shared.modules.set_all(ModuleState::Stopping);
         self.prepare.abort();
         self.sampler.abort();
-        self.state.messaging.presence.close();
+        self.messaging.presence.close();
         for l in &self.listeners {
             if let Some(io) = &l.io {
                 // actix waits for open websocket bodies until its timeout; closing them first keeps
@@ -206,12 +270,19 @@ fn listener_port(kind: ListenerKind, settings: &Settings) -> u16 {
     }
 }
 
-async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoBridge, Io)> {
+type Bridge = SocketIoBridge<crate::cluster::Adapter>;
+
+/// The listener's Socket.IO server, with the namespaces of the service it stands for.
+async fn socketio_for(
+    kind: ListenerKind,
+    shared: &Shared,
+    states: &ModuleStates,
+) -> Option<(Bridge, Io)> {
     if kind == ListenerKind::Collab {
         return None;
     }
-    let s = &state.settings.socketio;
-    let (service, io) = state
+    let s = &shared.settings.socketio;
+    let (service, io) = shared
         .cluster
         .socketio_builder()
         .max_payload(s.max_payload_bytes)
@@ -222,90 +293,158 @@ async fn socketio_for(kind: ListenerKind, state: &AppState) -> Option<(SocketIoB
         .ws_read_buffer_size(1024)
         .ping_interval(Duration::from_millis(s.ping_interval_ms))
         .ping_timeout(Duration::from_millis(s.ping_timeout_ms))
-        .with_state(SocketState {
-            tokens: state.tokens.clone(),
-            app: state.clone(),
-        })
+        // Each module's handlers find their own state.
+        .with_state(states.messaging.clone())
+        .with_state(states.monitor.clone())
         .build_svc();
-    let socket_state = SocketState {
-        tokens: state.tokens.clone(),
-        app: state.clone(),
-    };
     match kind {
         ListenerKind::Unified => {
             crate::messaging::socket::register(&io, &["/messaging"]).await;
-            crate::messaging::socket::announce_expired(&io, socket_state);
+            crate::messaging::socket::announce_expired(&io, states.messaging.clone());
             crate::monitor::register(&io, &crate::monitor::NAMESPACES).await;
             crate::monitor::register_root(&io).await;
         }
         ListenerKind::Auth => {
             crate::monitor::register(&io, &["/performance", "/auth"]).await;
             crate::monitor::register_root(&io).await;
-            if state.cluster.redis_up().is_some() {
+            if shared.cluster.redis_up().is_some() {
                 crate::messaging::rooms::register_relay(&io).await;
             }
         }
         ListenerKind::Messaging => {
             crate::messaging::socket::register(&io, &["/", "/messaging"]).await;
-            crate::messaging::socket::announce_expired(&io, socket_state);
+            crate::messaging::socket::announce_expired(&io, states.messaging.clone());
         }
         ListenerKind::Collab => {}
     }
     Some((SocketIoBridge::new(service, s.max_payload_bytes), io))
 }
 
+/// The domain states the routes of one listener are registered with.
+#[derive(Clone)]
+struct RouteStates {
+    auth: web::Data<AuthState>,
+    accounts: web::Data<AccountsState>,
+    messaging: web::Data<MessagingState>,
+    mcp: web::Data<McpState>,
+}
+
 async fn start_listener(
     kind: ListenerKind,
-    state: &AppState,
-    mcp: &web::Data<crate::mcp::McpState>,
+    shared: &Shared,
+    states: &ModuleStates,
 ) -> anyhow::Result<RunningListener> {
-    let settings = state.settings.clone();
+    let settings = shared.settings.clone();
     let port = listener_port(kind, &settings);
-    let socketio = socketio_for(kind, state).await;
+    let socketio = socketio_for(kind, shared, states).await;
     let io = socketio.as_ref().map(|(_, io)| io.clone());
     #[cfg(feature = "collab")]
-    let collab = (kind == ListenerKind::Collab).then(|| crate::collab::CollabStats::new(state));
+    let collab = (kind == ListenerKind::Collab).then(|| {
+        crate::collab::CollabStats::new(
+            shared.db.clone(),
+            settings.collab.clone(),
+            shared.tokens.clone(),
+            &shared.cluster,
+        )
+    });
 
-    let app_state = web::Data::new(state.clone());
-    let listener = web::Data::new(Listener {
+    let health = web::Data::new(HealthState {
+        target: shared.target,
         kind,
         port,
+        started: shared.started,
+        modules: shared.modules.clone(),
+        db: shared.db.clone(),
+        cluster: shared.cluster.clone(),
+        environment: settings.environment,
+        google_configured: !settings.auth.google_client_id.is_empty(),
         io: io.clone(),
         #[cfg(feature = "collab")]
         collab: collab.clone(),
     });
-    let bridge = socketio.map(|(bridge, _)| web::Data::new(bridge));
+    let monitor = web::Data::new(states.monitor.on_listener(kind.service_name(), io.clone()));
+    // The legacy messaging service worded its token errors its own way.
+    let wording = if kind == ListenerKind::Messaging {
+        Wording::Messaging
+    } else {
+        Wording::Accounts
+    };
+    let verifier = web::Data::new(Verifier::new(shared.tokens.clone(), wording));
+    // Sockets that joined a team's rooms leave them when their user leaves the team.
+    let departures = io
+        .clone()
+        .map(|io| Arc::new(RoomEvictions::new(shared.db.clone(), io)) as Arc<dyn Departures>);
+    let routes = RouteStates {
+        auth: states.auth.clone(),
+        accounts: web::Data::new(AccountsState {
+            db: shared.db.clone(),
+            tokens: shared.tokens.clone(),
+            passwords: states.passwords.clone(),
+            files: states.files.clone(),
+            departures,
+        }),
+        messaging: web::Data::new(states.messaging.on_listener(io.clone())),
+        mcp: states.mcp.clone(),
+    };
+    // CSRF and the per-IP limits guard the listeners of the auth service and the unified server;
+    // the legacy messaging service had neither, and collab has none.
+    let guarded = matches!(kind, ListenerKind::Unified | ListenerKind::Auth);
+    let csrf = guarded.then(|| {
+        web::Data::new(
+            CsrfPolicy::new(
+                settings.auth.csrf,
+                settings.environment.is_production(),
+                settings.server.body_limit_bytes,
+            )
+            .exempt(crate::auth::CSRF_EXEMPT)
+            .exempt(LEGACY_CSRF_EXEMPT),
+        )
+    });
+    let limiter = guarded.then(|| web::Data::new(rate_limiter(&settings, states)));
+
+    let bridge = socketio.map(|(bridge, _)| bridge);
+    #[cfg(feature = "collab")]
+    let collab_service = collab.clone();
     let cors = web::Data::new(CorsPolicy::new(&settings.cors.origins));
     let body_limit = settings.server.body_limit_bytes;
     let production = settings.environment.is_production();
-    let mcp = mcp.clone();
 
     let mut server = HttpServer::new(move || {
         let bridge = bridge.clone();
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(listener.clone())
-            .app_data(cors.clone())
-            .configure(|cfg| crate::web::body_limits(cfg, body_limit))
-            .configure(|_cfg| {
+        let routes = routes.clone();
+        let mut app = App::new().app_data(cors.clone()).app_data(verifier.clone());
+        if let Some(csrf) = &csrf {
+            app = app.app_data(csrf.clone());
+        }
+        if let Some(limiter) = &limiter {
+            app = app.app_data(limiter.clone());
+        }
+        #[cfg(feature = "collab")]
+        let collab = collab_service.clone();
+        app.configure(|cfg| crate::web::body_limits(cfg, body_limit))
+            .configure(move |_cfg| {
                 #[cfg(feature = "collab")]
-                if kind == ListenerKind::Collab {
-                    crate::collab::websocket_routes(_cfg);
+                if let Some(collab) = collab {
+                    crate::collab::websocket_routes(_cfg, web::Data::from(collab));
                 }
             })
-            .configure(crate::health::routes)
-            .configure(crate::monitor::routes)
+            .configure(|cfg| crate::health::routes(cfg, health.clone()))
+            .configure(|cfg| crate::monitor::routes(cfg, monitor.clone()))
             .configure(move |cfg| {
                 if let Some(bridge) = bridge {
-                    cfg.app_data(bridge);
-                    crate::web::socketio::routes(cfg);
+                    crate::web::socketio::routes(cfg, bridge);
                 }
             })
-            .configure(|cfg| api_routes(cfg, kind, &mcp))
+            .configure(|cfg| api_routes(cfg, kind, &routes))
             .default_service(unmatched(kind))
-            // Both pass through on the messaging and collab listeners (the legacy M had no CSRF).
-            .wrap(from_fn(crate::web::csrf::middleware))
-            .wrap(from_fn(crate::web::rate_limit::middleware))
+            .wrap(Condition::new(
+                guarded,
+                from_fn(crate::web::csrf::middleware),
+            ))
+            .wrap(Condition::new(
+                guarded,
+                from_fn(crate::web::rate_limit::middleware),
+            ))
             .wrap(from_fn(crate::web::cors::middleware))
             .wrap(crate::web::security_headers(production))
             .wrap(from_fn(crate::monitor::record_http))
@@ -343,6 +482,30 @@ async fn start_listener(
     })
 }
 
+/// CSRF exemptions the original had for paths no flux module serves (kept so nothing changes for a
+/// client that still posts there).
+const LEGACY_CSRF_EXEMPT: &[&str] = &["/api/monitoring", "/monitoring"];
+
+/// The per-IP limits of the auth and unified listeners: a global budget, and auth's sign-in attempts.
+fn rate_limiter(settings: &Settings, states: &ModuleStates) -> RateLimiter {
+    let limits = &settings.rate_limit;
+    let global = Budget {
+        name: "global",
+        max: limits.max_requests,
+        window: Duration::from_millis(limits.window_ms.max(1)),
+        message: GLOBAL_MESSAGE,
+    };
+    RateLimiter::new(
+        states.limits.clone(),
+        settings.server.trusted_proxies,
+        global,
+    )
+    .strict(
+        crate::auth::attempt_budget(limits),
+        crate::auth::ATTEMPT_PATHS,
+    )
+}
+
 /// What a path no route matches gets: JSON everywhere, plain text on the collab port (as the original).
 fn unmatched(kind: ListenerKind) -> actix_web::Route {
     #[cfg(feature = "collab")]
@@ -355,18 +518,14 @@ fn unmatched(kind: ListenerKind) -> actix_web::Route {
 
 /// REST routes of a listener. `serve unified` answers each under `/api/…` and bare `/…`, because the
 /// production ingress strips `/api` (CONTRACT §1); the split services answer `/api/…` only.
-fn api_routes(
-    cfg: &mut web::ServiceConfig,
-    kind: ListenerKind,
-    mcp: &web::Data<crate::mcp::McpState>,
-) {
+fn api_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind, states: &RouteStates) {
     match kind {
         ListenerKind::Unified => {
-            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind, mcp)));
-            domain_routes(cfg, kind, mcp);
+            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind, states)));
+            domain_routes(cfg, kind, states);
         }
         ListenerKind::Auth | ListenerKind::Messaging => {
-            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind, mcp)));
+            cfg.service(web::scope("/api").configure(|c| domain_routes(c, kind, states)));
         }
         ListenerKind::Collab => {
             #[cfg(feature = "collab")]
@@ -374,31 +533,27 @@ fn api_routes(
             return;
         }
     }
-    crate::accounts::root_routes(cfg);
+    crate::accounts::root_routes(cfg, states.accounts.clone());
 }
 
-/// The domain routes each legacy service owned.
-fn domain_routes(
-    cfg: &mut web::ServiceConfig,
-    kind: ListenerKind,
-    mcp: &web::Data<crate::mcp::McpState>,
-) {
+/// The domain routes each legacy service owned, each with its module's state.
+fn domain_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind, states: &RouteStates) {
     match kind {
         ListenerKind::Unified => {
-            crate::auth::routes(cfg);
-            crate::accounts::routes(cfg);
-            crate::accounts::messaging_routes(cfg);
-            crate::messaging::routes(cfg);
-            crate::mcp::routes(cfg, mcp);
+            crate::auth::routes(cfg, states.auth.clone());
+            crate::accounts::routes(cfg, states.accounts.clone());
+            crate::accounts::messaging_routes(cfg, states.accounts.clone());
+            crate::messaging::routes(cfg, states.messaging.clone());
+            crate::mcp::routes(cfg, states.mcp.clone());
         }
         ListenerKind::Auth => {
-            crate::auth::routes(cfg);
-            crate::accounts::routes(cfg);
-            crate::mcp::routes(cfg, mcp);
+            crate::auth::routes(cfg, states.auth.clone());
+            crate::accounts::routes(cfg, states.accounts.clone());
+            crate::mcp::routes(cfg, states.mcp.clone());
         }
         ListenerKind::Messaging => {
-            crate::accounts::messaging_routes(cfg);
-            crate::messaging::routes(cfg);
+            crate::accounts::messaging_routes(cfg, states.accounts.clone());
+            crate::messaging::routes(cfg, states.messaging.clone());
         }
         ListenerKind::Collab => {}
     }
@@ -406,7 +561,7 @@ fn domain_routes(
 
 /// Bring storage up to date (or check it is), then mark the modules ready. Retries while the
 /// database cannot be reached, so a server started before its database becomes ready by itself.
-async fn prepare(state: AppState) {
+async fn prepare(state: Shared) {
     let settings = &state.settings;
     loop {
         match prepare_once(settings).await {
@@ -423,27 +578,11 @@ async fn prepare(state: AppState) {
     tracing::info!(target = ?state.target, "ready");
 }
 
-async fn prepare_once(settings: &Settings) -> anyhow::Result<()> {
-    let url = &settings.database.url;
-    if settings.migrates_on_start() {
-        let applied = crate::db::migrate::run(url).await?;
-        for version in applied {
-            tracing::info!(%version, "migration applied");
-        }
-        return Ok(());
-    }
-    let pending: Vec<_> = crate::db::migrate::status(url)
-        .await?
-        .into_iter()
-        .filter(|m| !m.applied)
-        .map(|m| m.name)
-        .collect();
-    if !pending.is_empty() {
-        anyhow::bail!(
-            "the database schema is behind ({} pending: {}); run `flux migrate run`",
-            pending.len(),
-            pending.join(", ")
-        );
+async fn prepare_once(settings: &Settings) -> Result<(), crate::db::DbError> {
+    let applied =
+        crate::db::migrate::prepare(&settings.database.url, Schema::on_start(settings)).await?;
+    for version in applied {
+        tracing::info!(%version, "migration applied");
     }
     Ok(())
 }

@@ -5,7 +5,21 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::Serialize;
 
-use crate::cli::Target;
+/// What `flux serve <target>` runs (the CLI parses it straight into this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Production: auth, accounts, messaging and metrics on PORT (3001), Socket.IO /messaging and /auth.
+    Unified,
+    /// Rollback split: the legacy auth service on PORT (3001).
+    Auth,
+    /// Rollback split: the legacy messaging service on MESSAGING_PORT (3002), Socket.IO on / and /messaging.
+    Messaging,
+    /// The Yjs collaboration service on COLLAB_PORT (3003).
+    Collab,
+    /// Development: unified on 3001 and collab on 3003 in one process.
+    All,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,5 +1,7 @@
 //! Authentication routes (CONTRACT §2–§3) against a real server, on SQLite and (when configured)
 //! PostgreSQL.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth_support;
 mod common;
@@ -10,9 +12,9 @@ use auth_support::{assert_4xx_json, bad_bodies, server, server_for, state, Api, 
 use common::backends;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use flux::cli::Target;
 use flux::db::schema::users;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use serde_json::{json, Value};
 

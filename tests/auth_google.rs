@@ -1,5 +1,7 @@
 //! Google sign-in (CONTRACT §3.6) against a local JWKS server and locally generated RSA keys
 //! (tests/fixtures/google-*.der: PKCS#1 DER made with `openssl genpkey -algorithm RSA` + `openssl rsa -outform DER -traditional`); no network.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth_support;
 mod common;

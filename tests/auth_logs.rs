@@ -2,6 +2,8 @@
 //!
 //! Its own test binary, because it installs the process-wide tracing subscriber that captures
 //! everything the in-process server logs.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth_support;
 mod common;

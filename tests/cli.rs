@@ -1,5 +1,7 @@
 //! The `flux` binary as a user runs it: help, config errors, migrations, the zero-setup first run,
 //! the production guard, healthcheck and SIGTERM.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
 use std::path::Path;

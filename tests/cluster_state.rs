@@ -6,6 +6,8 @@
 //! `skipping: …` when it is unset or unreachable. Every test uses its own key prefix, so parallel
 //! tests (and earlier runs) on the shared Redis never see each other's counters or users. The
 //! outage test starts its own `redis-server` on a free port and never touches the shared one.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "redis")]
 
 mod auth_support;
@@ -17,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use auth_support::{Api, PASSWORD};
 use common::{backends, Backend, TestServer};
-use flux::cli::Target;
 use flux::cluster::link::RedisLink;
-use flux::cluster::presence::RedisPresence;
 use flux::config::Settings;
+use flux::messaging::presence::redis::RedisPresence;
 use flux::messaging::presence::Presence;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use messaging_support::{add_team, add_user, channel, sio, Sio, User};
 use serde_json::{json, Value};
 

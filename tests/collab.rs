@@ -2,6 +2,8 @@
 //! y-websocket protocol built with yrs: auth close codes, membership, persistence through an
 //! unloaded room, garbage frames, limits, heartbeat, and the registry emptying on every path.
 //! The real npm provider is exercised in tests/e2e-collab.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -11,10 +13,10 @@ use common::{backends, Backend, TestServer};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use flux::auth::token::TokenKeys;
-use flux::cli::Target;
 use flux::config::Settings;
 use flux::db::schema::{collab_documents, collab_updates, project_members, projects, users};
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

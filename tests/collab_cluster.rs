@@ -7,6 +7,8 @@
 //! Needs `FLUX_TEST_REDIS_URL` (the CI sets `redis://127.0.0.1:6379/?protocol=resp3`); each test
 //! says `skipping: …` and passes when it is unset or Redis does not answer. The outage test also
 //! needs `redis-server` on the PATH.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -18,10 +20,10 @@ use common::{backends, Backend, TestServer};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use flux::auth::token::TokenKeys;
-use flux::cli::Target;
 use flux::db::schema::{collab_documents, collab_updates};
 use flux::db::Db;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

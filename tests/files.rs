@@ -1,12 +1,14 @@
 //! Files (CONTRACT §8) on a real server, on every configured backend: upload shapes, sniffing and
 //! limits, owner-only metadata, `/uploads` authorisation and headers, and the messaging `POST /upload`.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod resources_support;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use resources_support::{
     call, call_on, call_raw, file_part, project_member, text_part, upload, user, PDF, PNG, SVG,

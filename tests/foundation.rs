@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{backends, Backend, TestServer};
-use flux::cli::Target;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use serde_json::Value;
 
 fn keys(v: &Value) -> Vec<&str> {

@@ -1,6 +1,8 @@
 //! `flux migrate import-json`: the original services' JSON files, written here in their format, go
 //! through the real binary into a fresh database of each backend; then a server on that database
 //! serves them, and a legacy password logs in.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -11,7 +13,6 @@ use common::{backends, with_csrf, Backend, TestServer};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use flux::auth::password::legacy_transform;
-use flux::cli::Target;
 use flux::db::schema::{
     conversation_participants as cp, conversations, files, group_invites, group_members, groups,
     messages, project_members, projects, users,
@@ -19,6 +20,7 @@ use flux::db::schema::{
 use flux::db::testing::TestDatabase;
 use flux::db::{Db, DbOptions, Timestamp};
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flux");

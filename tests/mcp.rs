@@ -1,6 +1,8 @@
 //! MCP (OPERATOR §6) against a fake MCP server started as a real child process speaking JSON-RPC
 //! over stdio (tests/fixtures/fake-mcp-server.mjs, run with Node.js).
 #![cfg(feature = "mcp")]
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth_support;
 mod common;
@@ -9,9 +11,9 @@ use std::collections::BTreeSet;
 
 use auth_support::{assert_4xx_json, server, server_for, state, Api, PASSWORD};
 use common::{backends, Backend};
-use flux::cli::Target;
 use flux::config::Settings;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use serde_json::{json, Value};
 

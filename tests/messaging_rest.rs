@@ -5,7 +5,7 @@ mod common;
 mod messaging_support;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
+use flux::topology::Target;
 use messaging_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -8,8 +8,8 @@ mod messaging_support;
 use std::time::Duration;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use messaging_support::*;
 use serde_json::{json, Value};
 

@@ -5,7 +5,7 @@ mod common;
 mod resources_support;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
+use flux::topology::Target;
 use reqwest::Method;
 use resources_support::{call, call_raw, conversation, project_member, user};
 use serde_json::{json, Value};

@@ -1,5 +1,7 @@
 //! Readiness follows storage: 503 while the database is unreachable or the schema is behind, 200
 //! again once it is back — without restarting flux.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -8,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{settings, SECRET};
-use flux::cli::Target;
 use flux::db::testing::TestDatabase;
 use flux::server::Server;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use tokio::net::{TcpListener, TcpStream};
 
 async fn ready_status(client: &reqwest::Client, url: &str) -> u16 {

@@ -1,13 +1,15 @@
 //! Who may touch what: every team, organization, project and file route that names a resource, called
 //! by a stranger, a plain member and the owner; then bad bodies on every JSON route, which must get a
 //! 4xx JSON answer and never a 500. On every configured backend.
+// Its helpers sit outside `#[test]` functions, where clippy.toml's test allowance does not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod resources_support;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use resources_support::{
     call, call_raw, conversation, file_part, project_member, text_part, upload, user, User, PNG,

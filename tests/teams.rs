@@ -5,8 +5,8 @@ mod common;
 mod resources_support;
 
 use common::{backends, TestServer};
-use flux::cli::Target;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 use reqwest::Method;
 use resources_support::{call, call_on, call_raw, user};
 use serde_json::{json, Value};

@@ -8,15 +8,14 @@ use serde_json::json;
 use super::teams::model::{
     GroupRow, OrgSummary, KIND_ORGANIZATION, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, ROLE_ADMIN,
 };
-use super::teams::{
-    create_group, description_field, description_update, msg, name_too_long, required_name, store,
-    text_field, GroupBody,
-};
-use super::tx::{db_fail, TxError};
+use super::teams::{create_group, store, team_member, GroupBody};
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Conn, DbError};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::input::{
+    description_field, description_update, name_too_long, required_name, text_field,
+};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -27,9 +26,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn org_not_found() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::NOT_FOUND,
-        "organization_not_found",
+        ErrorCode::NotFound,
         "Organization not found",
     )
 }
@@ -51,7 +50,7 @@ async fn summary(
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -83,7 +82,7 @@ async fn list(
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -114,7 +113,7 @@ async fn create(
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<GroupBody>,
@@ -134,11 +133,11 @@ async fn update(
             let group = store::group(&mut conn, &id)
                 .await?
                 .ok_or_else(org_not_found)?;
-            let member = store::member(&mut conn, &id, &user_id).await?;
+            let member = team_member(&mut conn, &id, &user_id).await?;
             let Some(member) = member.filter(|m| group.can_manage(m)) else {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
-                    "permission_denied",
+                    ErrorCode::Forbidden,
                     "Permission denied",
                 )
                 .into());
@@ -162,7 +161,7 @@ async fn update(
 }
 
 async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -175,11 +174,11 @@ async fn delete(
             let group = store::group(&mut conn, &id)
                 .await?
                 .ok_or_else(org_not_found)?;
-            let member = store::member(&mut conn, &id, &user_id).await?;
+            let member = team_member(&mut conn, &id, &user_id).await?;
             if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
-                    "permission_denied",
+                    ErrorCode::Forbidden,
                     "Permission denied",
                 )
                 .into());

@@ -7,16 +7,16 @@ use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::login::MAX_NAME_CHARS;
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::auth::model::{PublicUser, UserRow, UserSummary};
 use crate::auth::password::{self, SCHEME_ARGON2};
-use crate::auth::session::{db_failure, hash_token};
+use crate::auth::session::hash_token;
 use crate::auth::store;
 use crate::db::schema::users;
 use crate::db::{like_contains, lower, Json, LIKE_ESCAPE};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
+use crate::error::{ApiError, ErrorCode};
+use crate::input::{field_error, MAX_USER_NAME_CHARS};
 use crate::web::paging::PageQuery;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -36,27 +36,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn field_error(text: &str, field: &str) -> ApiError {
-    crate::auth::login::field_error(text, field)
-}
-
 fn user_not_found() -> ApiError {
     ApiError::with_body(
         StatusCode::NOT_FOUND,
-        "user_not_found",
+        ErrorCode::NotFound,
         json!({"success": false, "error": "User not found", "code": "USER_NOT_FOUND"}),
     )
 }
 
-async fn load_active(state: &AppState, id: &str) -> Result<UserRow, ApiError> {
+async fn load_active(state: &AccountsState, id: &str) -> Result<UserRow, ApiError> {
     store::user_by_id(&state.db, id)
         .await
-        .map_err(|e| db_failure("Server error", e))?
+        .map_err(|e| ApiError::storage("Server error", e))?
         .filter(|u| u.is_active)
         .ok_or_else(|| ApiError::not_found("User not found"))
 }
 
-async fn get_me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+async fn get_me(state: web::Data<AccountsState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let row = load_active(&state, &user.id).await?;
     Ok(HttpResponse::Ok().json(json!({ "user": PublicUser::from(&row) })))
 }
@@ -101,7 +97,7 @@ fn validate_profile(body: ProfileBody) -> Result<ProfileChanges, ApiError> {
     let mut changes = ProfileChanges::default();
     if let Some(name) = body.name {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
             return Err(field_error("Name must be 1 to 255 characters long", "name"));
         }
         changes.name = Some(name.to_owned());
@@ -165,7 +161,7 @@ fn validate_profile(body: ProfileBody) -> Result<ProfileChanges, ApiError> {
         && changes.preferences.is_none();
     if empty {
         return Err(ApiError::bad_request(
-            "no_fields",
+            ErrorCode::MissingField,
             "No valid fields to update",
         ));
     }
@@ -173,7 +169,7 @@ fn validate_profile(body: ProfileBody) -> Result<ProfileChanges, ApiError> {
 }
 
 async fn update_me(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ProfileBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -183,7 +179,7 @@ async fn update_me(
         .db
         .get_write()
         .await
-        .map_err(|e| db_failure("Failed to update profile", e))?;
+        .map_err(|e| ApiError::storage("Failed to update profile", e))?;
     let now = crate::db::now();
     let row = crate::db!(conn, |c| {
         diesel::update(users::table.find(&user.id))
@@ -192,7 +188,7 @@ async fn update_me(
             .get_result(c)
             .await
     })
-    .map_err(|e| db_failure("Failed to update profile", e.into()))?;
+    .map_err(|e| ApiError::storage("Failed to update profile", e.into()))?;
     tracing::info!(user_id = %user.id, "profile updated");
     Ok(HttpResponse::Ok().json(json!({ "user": PublicUser::from(&row) })))
 }
@@ -206,16 +202,17 @@ pub struct ChangePasswordBody {
     refresh_token: Option<String>,
 }
 
-fn change_error(status: StatusCode, error: &str, code: &'static str) -> ApiError {
+/// `legacy` is the `code` the frontend reads; `code` the stable one.
+fn change_error(status: StatusCode, code: ErrorCode, error: &str, legacy: &str) -> ApiError {
     ApiError::with_body(
         status,
-        "change_password",
-        json!({"success": false, "error": error, "message": error, "code": code}),
+        code,
+        json!({"success": false, "error": error, "message": error, "code": legacy}),
     )
 }
 
 async fn change_password(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -227,6 +224,7 @@ async fn change_password(
     ) else {
         return Err(change_error(
             StatusCode::BAD_REQUEST,
+            ErrorCode::MissingField,
             "Current password and new password are required",
             "AUTH_MISSING_FIELDS",
         ));
@@ -234,6 +232,7 @@ async fn change_password(
     if let Some(text) = password::policy_error(&new) {
         return Err(change_error(
             StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
             text,
             "AUTH_WEAK_PASSWORD",
         ));
@@ -242,6 +241,7 @@ async fn change_password(
     let Some(stored) = row.password_hash.clone() else {
         return Err(change_error(
             StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
             "This account signs in with Google and has no password",
             "AUTH_NO_PASSWORD",
         ));
@@ -249,11 +249,12 @@ async fn change_password(
     if current.chars().count() > password::MAX_PASSWORD_CHARS {
         return Err(change_error(
             StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
             "Current password is incorrect",
             "AUTH_INVALID_PASSWORD",
         ));
     }
-    let passwords = &state.auth.passwords;
+    let passwords = &state.passwords;
     let verdict = passwords
         .verify(current, stored, row.password_scheme.clone())
         .await
@@ -262,6 +263,7 @@ async fn change_password(
         tracing::info!(user_id = %user.id, "password change refused: wrong current password");
         return Err(change_error(
             StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
             "Current password is incorrect",
             "AUTH_INVALID_PASSWORD",
         ));
@@ -272,21 +274,21 @@ async fn change_password(
         .map_err(|e| ApiError::internal(FAILED, e))?;
     store::set_password(&state.db, &user.id, &hash, SCHEME_ARGON2)
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let keep = match body
         .refresh_token
         .filter(|t| !t.is_empty() && t.len() <= 256)
     {
         Some(token) => store::session_by_hash(&state.db, &hash_token(&token))
             .await
-            .map_err(|e| db_failure(FAILED, e))?
+            .map_err(|e| ApiError::storage(FAILED, e))?
             .filter(|s| s.user_id == user.id && s.revoked_at.is_none())
             .map(|s| s.family_id),
         None => None,
     };
     let revoked = store::revoke_all(&state.db, &user.id, keep.as_deref())
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     tracing::info!(user_id = %user.id, revoked, "password changed; other sessions revoked");
     Ok(HttpResponse::Ok()
         .json(json!({"success": true, "message": "Password changed successfully"})))
@@ -300,7 +302,7 @@ pub struct SearchQuery {
 }
 
 async fn search(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     _user: AuthUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -321,7 +323,7 @@ async fn search(
         .db
         .get_read()
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let matches = || {
         users::is_active.eq(true).and(
             lower(users::name)
@@ -342,11 +344,11 @@ async fn search(
             .load(c)
             .await
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?;
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?;
     let total: i64 = crate::db!(conn, |c| {
         users::table.filter(matches()).count().get_result(c).await
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?;
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?;
     let users: Vec<UserSummary> = rows.iter().map(UserSummary::from).collect();
     Ok(HttpResponse::Ok().json(json!({
         "users": users,
@@ -357,14 +359,14 @@ async fn search(
 }
 
 async fn lookup(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     _user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let row = store::user_by_id(&state.db, &id)
         .await
-        .map_err(|e| db_failure("Failed to get user", e))?
+        .map_err(|e| ApiError::storage("Failed to get user", e))?
         .filter(|u| u.is_active)
         .ok_or_else(user_not_found)?;
     Ok(HttpResponse::Ok().json(json!({ "user": UserSummary::from(&row) })))
@@ -372,18 +374,18 @@ async fn lookup(
 
 /// Admin rights come from the stored account, not only the token: a demoted admin's token must not
 /// keep working for its remaining minutes.
-async fn require_admin(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+async fn require_admin(state: &AccountsState, user: &AuthUser) -> Result<(), ApiError> {
     let admin = user.is_admin()
         && store::user_by_id(&state.db, &user.id)
             .await
-            .map_err(|e| db_failure("Server error", e))?
+            .map_err(|e| ApiError::storage("Server error", e))?
             .is_some_and(|u| u.is_active && u.user_type == "admin");
     if admin {
         Ok(())
     } else {
         Err(ApiError::with_body(
             StatusCode::FORBIDDEN,
-            "admin_required",
+            ErrorCode::Forbidden,
             json!({"success": false, "error": "Admin access required", "code": "USER_ADMIN_REQUIRED"}),
         ))
     }
@@ -406,7 +408,7 @@ struct AdminChanges {
 }
 
 async fn admin_update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     req: HttpRequest,
     path: web::Path<String>,
@@ -419,7 +421,7 @@ async fn admin_update(
     let mut changes = AdminChanges::default();
     if let Some(name) = body.name {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
             return Err(field_error("Name must be 1 to 255 characters long", "name"));
         }
         changes.name = Some(name.to_owned());
@@ -427,7 +429,7 @@ async fn admin_update(
     if let Some(t) = body.user_type {
         if !matches!(t.as_str(), "client" | "designer" | "admin") {
             return Err(ApiError::bad_request(
-                "invalid_user_type",
+                ErrorCode::InvalidInput,
                 "Invalid user type",
             ));
         }
@@ -436,7 +438,7 @@ async fn admin_update(
     changes.is_active = body.is_active;
     if changes.name.is_none() && changes.user_type.is_none() && changes.is_active.is_none() {
         return Err(ApiError::bad_request(
-            "no_fields",
+            ErrorCode::MissingField,
             "No valid fields to update",
         ));
     }
@@ -446,7 +448,7 @@ async fn admin_update(
             || changes.user_type.as_deref().is_some_and(|t| t != "admin"));
     if demotes_self {
         return Err(ApiError::bad_request(
-            "self_demotion",
+            ErrorCode::Protected,
             "Admins cannot demote or deactivate themselves",
         ));
     }
@@ -455,7 +457,7 @@ async fn admin_update(
         .db
         .get_write()
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let now = crate::db::now();
     let row = crate::db!(conn, |c| {
         diesel::update(users::table.find(&id))
@@ -465,13 +467,13 @@ async fn admin_update(
             .await
             .optional()
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?
     .ok_or_else(user_not_found)?;
     drop(conn);
     if deactivate {
         let revoked = store::revoke_all(&state.db, &id, None)
             .await
-            .map_err(|e| db_failure(FAILED, e))?;
+            .map_err(|e| ApiError::storage(FAILED, e))?;
         tracing::info!(target_user = %id, revoked, "user deactivated; sessions revoked");
     }
     tracing::info!(admin = %user.id, target_user = %id, path = %req.path(), "user updated by admin");
@@ -479,7 +481,7 @@ async fn admin_update(
 }
 
 async fn admin_delete(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -488,7 +490,7 @@ async fn admin_delete(
     let id = path.into_inner();
     if id == user.id {
         return Err(ApiError::bad_request(
-            "self_delete",
+            ErrorCode::Protected,
             "Admins cannot delete themselves",
         ));
     }
@@ -496,11 +498,11 @@ async fn admin_delete(
         .db
         .get_write()
         .await
-        .map_err(|e| db_failure(FAILED, e))?;
+        .map_err(|e| ApiError::storage(FAILED, e))?;
     let n = crate::db!(conn, |c| {
         diesel::delete(users::table.find(&id)).execute(c).await
     })
-    .map_err(|e| db_failure(FAILED, e.into()))?;
+    .map_err(|e| ApiError::storage(FAILED, e.into()))?;
     if n == 0 {
         return Err(user_not_found());
     }

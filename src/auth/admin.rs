@@ -1,10 +1,11 @@
 //! `flux user create-admin`: the only way to make an admin (public signup refuses `admin`).
 
-use crate::auth::model::{is_email, normalize_email, NewUser, UserRow};
+use crate::auth::model::{NewUser, UserRow};
 use crate::auth::password::{self, Passwords, SCHEME_ARGON2};
 use crate::auth::store;
 use crate::config::Settings;
-use crate::db::{Db, DbError, DbOptions};
+use crate::db::{DbError, DbOptions, Schema};
+use crate::input::{is_email, normalize_email};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateAdminError {
@@ -40,10 +41,11 @@ pub async fn create_admin(
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| email.split('@').next().unwrap_or("admin"))
         .to_owned();
-    if settings.migrates_on_start() {
-        crate::db::migrate::run(&settings.database.url).await?;
-    }
-    let db = Db::connect(&DbOptions::new(settings.database.url.clone())).await?;
+    let (db, _) = crate::db::open(
+        &DbOptions::from(&settings.database),
+        Schema::on_start(settings),
+    )
+    .await?;
     if store::user_by_email(&db, &email).await?.is_some() {
         return Err(CreateAdminError::Exists(email));
     }

@@ -9,9 +9,30 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use crate::state::AppState;
+use super::AuthState;
+use crate::config::RateLimitSettings;
+use crate::error::{ErrorCode, CODE_HEADER};
 
 pub const LOCKED_MESSAGE: &str = "Too many failed attempts. Please try again later.";
+
+/// When an account locks and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    /// Failed logins within `window` that lock the account (0: never).
+    pub failures: u32,
+    pub window: Duration,
+    pub lock_for: Duration,
+}
+
+impl From<&RateLimitSettings> for Lockout {
+    fn from(s: &RateLimitSettings) -> Self {
+        Lockout {
+            failures: s.lockout_failures,
+            window: Duration::from_secs(s.lockout_window_secs.max(1)),
+            lock_for: Duration::from_secs(s.lockout_secs),
+        }
+    }
+}
 
 fn fail_key(email: &str) -> String {
     format!("login-fail:{email}")
@@ -22,31 +43,26 @@ fn lock_key(email: &str) -> String {
 }
 
 /// The remaining lock of `email`, if any.
-pub async fn locked_for(state: &AppState, email: &str) -> Option<Duration> {
-    state.auth.limits.locked_for(&lock_key(email)).await
+pub async fn locked_for(state: &AuthState, email: &str) -> Option<Duration> {
+    state.limits.locked_for(&lock_key(email)).await
 }
 
 /// Counts a failed login; locks the account when the budget of the window is spent.
-pub async fn record_failure(state: &AppState, email: &str) {
-    let cfg = &state.settings.rate_limit;
-    if cfg.lockout_failures == 0 {
+pub async fn record_failure(state: &AuthState, email: &str) {
+    let policy = state.lockout;
+    if policy.failures == 0 {
         return;
     }
-    let window = Duration::from_secs(cfg.lockout_window_secs.max(1));
-    let hit = state.auth.limits.hit(&fail_key(email), window).await;
-    if hit.count >= cfg.lockout_failures {
+    let hit = state.limits.hit(&fail_key(email), policy.window).await;
+    if hit.count >= policy.failures {
         tracing::warn!(failures = hit.count, "login locked after repeated failures");
-        state
-            .auth
-            .limits
-            .lock(&lock_key(email), Duration::from_secs(cfg.lockout_secs))
-            .await;
-        state.auth.limits.reset(&fail_key(email)).await;
+        state.limits.lock(&lock_key(email), policy.lock_for).await;
+        state.limits.reset(&fail_key(email)).await;
     }
 }
 
-pub async fn record_success(state: &AppState, email: &str) {
-    state.auth.limits.reset(&fail_key(email)).await;
+pub async fn record_success(state: &AuthState, email: &str) {
+    state.limits.reset(&fail_key(email)).await;
 }
 
 /// 429 with `Retry-After`, the same for existing and unknown accounts.
@@ -54,6 +70,6 @@ pub fn locked_response(remaining: Duration) -> HttpResponse {
     let secs = remaining.as_secs().max(1);
     HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
         .insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()))
-        .insert_header(("X-Error-Code", "account_locked"))
+        .insert_header((CODE_HEADER, ErrorCode::AccountLocked.as_str()))
         .json(json!({ "message": LOCKED_MESSAGE, "retryAfter": secs }))
 }

@@ -5,29 +5,20 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::identity::AuthUser;
 use crate::auth::lockout;
-use crate::auth::model::{is_email, normalize_email, NewUser, PublicUser};
+use crate::auth::model::{NewUser, PublicUser};
 use crate::auth::password::{self, Verdict, SCHEME_ARGON2};
-use crate::auth::session::{self, db_failure, hash_token};
+use crate::auth::session::{self, hash_token};
 use crate::auth::store;
+use crate::auth::AuthState;
 use crate::db::DbError;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::input::{field_error, is_email, normalize_email, MAX_USER_NAME_CHARS};
 use crate::web::csrf::CsrfToken;
-use crate::web::identity::{bearer_token, AuthUser};
+use crate::web::request::bearer_token;
 
-pub const MAX_NAME_CHARS: usize = 255;
 const LOGIN_FAILED: &str = "Invalid email or password";
-
-/// A validator failure: `{"error", "field"}` as the legacy validators, plus `message` with the same
-/// text so the frontend can show it (CONTRACT §13 #12).
-pub fn field_error(text: &str, field: &str) -> ApiError {
-    ApiError::with_body(
-        StatusCode::BAD_REQUEST,
-        "invalid_field",
-        json!({ "error": text, "field": field, "message": text }),
-    )
-}
 
 pub async fn csrf_token(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let token = req
@@ -48,7 +39,7 @@ pub struct SignupBody {
 }
 
 pub async fn signup(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -71,17 +62,17 @@ pub async fn signup(
         body.password.filter(|p| !p.is_empty()),
     ) else {
         return Err(ApiError::bad_request(
-            "missing_fields",
+            ErrorCode::MissingField,
             "All fields are required",
         ));
     };
     if name.is_empty() {
         return Err(ApiError::bad_request(
-            "missing_fields",
+            ErrorCode::MissingField,
             "All fields are required",
         ));
     }
-    if name.chars().count() > MAX_NAME_CHARS {
+    if name.chars().count() > MAX_USER_NAME_CHARS {
         return Err(field_error(
             "Name must be at most 255 characters long",
             "name",
@@ -91,22 +82,21 @@ pub async fn signup(
     let user_type = body.user_type.as_deref().unwrap_or("client");
     if !matches!(user_type, "client" | "designer") {
         return Err(ApiError::bad_request(
-            "invalid_user_type",
+            ErrorCode::InvalidInput,
             "Invalid user type",
         ));
     }
     if store::user_by_email(&state.db, &email)
         .await
-        .map_err(|e| db_failure(FAILED, e))?
+        .map_err(|e| ApiError::storage(FAILED, e))?
         .is_some()
     {
         return Err(ApiError::bad_request(
-            "email_taken",
+            ErrorCode::EmailTaken,
             "Email already registered",
         ));
     }
     let hash = state
-        .auth
         .passwords
         .hash(pw)
         .await
@@ -119,11 +109,11 @@ pub async fn signup(
         // Lost a race with a concurrent signup of the same address.
         Err(DbError::UniqueViolation { .. }) => {
             return Err(ApiError::bad_request(
-                "email_taken",
+                ErrorCode::EmailTaken,
                 "Email already registered",
             ))
         }
-        Err(e) => return Err(db_failure(FAILED, e)),
+        Err(e) => return Err(ApiError::storage(FAILED, e)),
     };
     tracing::info!(user_id = %user.id, "signup");
     let response = session::issue(&state, &req, &user, FAILED).await?;
@@ -137,7 +127,7 @@ pub struct LoginBody {
 }
 
 pub async fn login(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -151,7 +141,13 @@ pub async fn login(
     if !email.is_empty() && !is_email(&email) {
         return Err(field_error("Invalid email format", "email"));
     }
-    let invalid = || ApiError::message(StatusCode::UNAUTHORIZED, "login_failed", LOGIN_FAILED);
+    let invalid = || {
+        ApiError::message(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
+            LOGIN_FAILED,
+        )
+    };
     let Some(pw) = body.password.filter(|p| !p.is_empty()) else {
         return Err(invalid());
     };
@@ -163,9 +159,9 @@ pub async fn login(
     }
     let user = store::user_by_email(&state.db, &email)
         .await
-        .map_err(|e| db_failure(FAILED, e))?
+        .map_err(|e| ApiError::storage(FAILED, e))?
         .filter(|u| u.is_active);
-    let passwords = &state.auth.passwords;
+    let passwords = &state.passwords;
     let verdict = match user.as_ref().and_then(|u| u.password_hash.clone()) {
         Some(stored) => {
             passwords
@@ -207,10 +203,10 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(response))
 }
 
-pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<AuthState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let row = store::user_by_id(&state.db, &user.id)
         .await
-        .map_err(|e| db_failure("Server error", e))?
+        .map_err(|e| ApiError::storage("Server error", e))?
         .filter(|u| u.is_active)
         .ok_or_else(|| ApiError::not_found("User not found"))?;
     Ok(HttpResponse::Ok().json(PublicUser::from(&row)))
@@ -225,7 +221,7 @@ struct LogoutBody {
 /// One logout for every spelling (CONTRACT §3.5): a refresh token in the body is revoked; a valid
 /// Bearer alone is enough for the 200 the frontend expects; neither is a 400.
 pub async fn logout(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
@@ -233,7 +229,7 @@ pub async fn logout(
     let body = body.map_err(|_| {
         ApiError::message(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "Request body too large",
         )
     })?;
@@ -241,14 +237,14 @@ pub async fn logout(
         None
     } else {
         serde_json::from_slice::<LogoutBody>(&body)
-            .map_err(|_| ApiError::bad_request("malformed_json", "Malformed JSON body"))?
+            .map_err(|_| ApiError::bad_request(ErrorCode::MalformedJson, "Malformed JSON body"))?
             .refresh_token
             .filter(|t| !t.is_empty())
     };
     if let Some(token) = refresh {
         let revoked = store::revoke_by_hash(&state.db, &hash_token(&token))
             .await
-            .map_err(|e| db_failure("Failed to logout", e))?;
+            .map_err(|e| ApiError::storage("Failed to logout", e))?;
         tracing::info!(revoked, "logout");
         return Ok(logged_out());
     }
@@ -261,7 +257,7 @@ pub async fn logout(
     }
     Err(ApiError::with_body(
         StatusCode::BAD_REQUEST,
-        "missing_refresh_token",
+        ErrorCode::MissingField,
         json!({"error": "Missing refresh token", "message": "refreshToken is required"}),
     ))
 }
@@ -276,18 +272,18 @@ pub struct GoogleBody {
 }
 
 pub async fn google(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<GoogleBody>,
 ) -> Result<HttpResponse, ApiError> {
     const FAILED: &str = "Google authentication failed";
     let Some(credential) = body.into_inner().credential.filter(|c| !c.is_empty()) else {
         return Err(ApiError::bad_request(
-            "missing_credential",
+            ErrorCode::MissingField,
             "Google credential is required",
         ));
     };
-    let client_id = &state.settings.auth.google_client_id;
+    let client_id = &state.google_client_id;
     if client_id.is_empty() {
         return Err(ApiError::internal(
             "Google OAuth not configured",
@@ -297,11 +293,11 @@ pub async fn google(
     let rejected = || {
         ApiError::with_body(
             StatusCode::UNAUTHORIZED,
-            "google_failed",
+            ErrorCode::InvalidCredentials,
             json!({ "message": FAILED, "error": "Invalid Google credential" }),
         )
     };
-    let claims = match state.auth.google.verify(&credential, client_id).await {
+    let claims = match state.google.verify(&credential, client_id).await {
         Ok(claims) => claims,
         Err(crate::auth::google::GoogleError::Invalid(why)) => {
             tracing::info!(reason = %why, "Google ID token rejected");
@@ -311,14 +307,14 @@ pub async fn google(
             tracing::error!(error = %e, "cannot fetch Google's signing keys");
             return Err(ApiError::message(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "google_unavailable",
+                ErrorCode::Unavailable,
                 "Google sign-in is temporarily unavailable",
             ));
         }
     };
     if !claims.email_verified() {
         return Err(ApiError::bad_request(
-            "google_unverified",
+            ErrorCode::EmailNotVerified,
             "Google email not verified",
         ));
     }
@@ -332,7 +328,7 @@ pub async fn google(
         .picture
         .as_deref()
         .filter(|p| p.starts_with("https://") && p.len() <= 2048);
-    let db_err = |e| db_failure(FAILED, e);
+    let db_err = |e| ApiError::storage(FAILED, e);
 
     let user = if let Some(user) = store::user_by_google_sub(&state.db, &claims.sub)
         .await
@@ -353,7 +349,7 @@ pub async fn google(
             tracing::warn!(user_id = %user.id, "Google identity differs from the linked one");
             return Err(ApiError::with_body(
                 StatusCode::CONFLICT,
-                "google_conflict",
+                ErrorCode::AccountConflict,
                 json!({ "message": "This email is linked to another Google account", "error": "Account conflict" }),
             ));
         }
@@ -369,7 +365,7 @@ pub async fn google(
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| email.split('@').next().unwrap_or_default())
             .chars()
-            .take(MAX_NAME_CHARS)
+            .take(MAX_USER_NAME_CHARS)
             .collect();
         let mut new = NewUser::new(email, name, "client");
         new.google_sub = Some(claims.sub.clone());

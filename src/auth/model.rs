@@ -51,7 +51,7 @@ impl NewUser {
     pub fn new(email: String, name: String, user_type: &str) -> NewUser {
         let now = crate::db::now();
         NewUser {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_id(),
             email,
             name,
             password_hash: None,
@@ -130,48 +130,5 @@ impl From<&UserRow> for UserSummary {
             avatar: u.avatar_url.clone(),
             user_type: u.user_type.clone(),
         }
-    }
-}
-
-/// Trimmed and lower-cased: the one form e-mails are stored and looked up in.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-/// A pragmatic `validator.isEmail`: one `@`, a non-empty local part, a dotted domain, no spaces.
-pub fn is_email(email: &str) -> bool {
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails() {
-        assert!(is_email("ada@example.com"));
-        assert!(is_email("a.b+c@sub.example.co"));
-        assert!(!is_email("ada@example"));
-        assert!(!is_email("ada example@x.com"));
-        assert!(!is_email("@x.com"));
-        assert!(!is_email("a@b@c.com"));
-        assert!(!is_email("a@x..com"));
-        assert!(!is_email("'; DROP TABLE users; --@x.com"));
-        assert_eq!(normalize_email("  Ada@Example.COM "), "ada@example.com");
     }
 }

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::model::{PublicUser, UserRow};
 use crate::auth::store::{self, NewSession};
+use crate::auth::AuthState;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// A fresh opaque refresh token: 128 hex characters.
 pub fn new_token() -> String {
@@ -55,7 +55,7 @@ fn network_of(ip: IpAddr) -> String {
 
 impl Device {
     pub fn of(req: &HttpRequest, trusted_proxies: usize) -> Device {
-        let ip = crate::web::identity::client_ip(req, trusted_proxies);
+        let ip = crate::web::request::client_ip(req, trusted_proxies);
         let ua = header(req, "user-agent");
         let material = format!(
             "{ua}|{}|{}|{}",
@@ -103,18 +103,17 @@ fn device_name(ua: &str) -> String {
 }
 
 pub fn new_session(
-    state: &AppState,
+    state: &AuthState,
     user_id: &str,
     family_id: String,
     device: &Device,
 ) -> (String, NewSession) {
     let token = new_token();
     let now = crate::db::now();
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(state.settings.auth.refresh_token_ttl_secs).unwrap_or(604_800),
-    );
+    let ttl =
+        chrono::Duration::seconds(i64::try_from(state.refresh_token_ttl_secs).unwrap_or(604_800));
     let session = NewSession {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: crate::db::new_id(),
         user_id: user_id.to_owned(),
         token_hash: hash_token(&token),
         family_id,
@@ -143,7 +142,7 @@ pub struct AuthResponse {
 
 /// A new access token and a new refresh-token family for `user` (signup, login, Google).
 pub async fn issue(
-    state: &AppState,
+    state: &AuthState,
     req: &HttpRequest,
     user: &UserRow,
     failure: &'static str,
@@ -152,12 +151,11 @@ pub async fn issue(
         .tokens
         .issue_access(&user.id, &user.email, &user.user_type)
         .map_err(|e| ApiError::internal(failure, e))?;
-    let device = Device::of(req, state.settings.server.trusted_proxies);
-    let (refresh, session) =
-        new_session(state, &user.id, uuid::Uuid::now_v7().to_string(), &device);
+    let device = Device::of(req, state.trusted_proxies);
+    let (refresh, session) = new_session(state, &user.id, crate::db::new_id(), &device);
     store::insert_session(&state.db, session)
         .await
-        .map_err(|e| db_failure(failure, e))?;
+        .map_err(|e| ApiError::storage(failure, e))?;
     Ok(AuthResponse {
         token: access.clone(),
         access_token: access,
@@ -166,16 +164,6 @@ pub async fn issue(
         token_type: "Bearer",
         user: PublicUser::from(user),
     })
-}
-
-/// A storage failure answered with the route's own text; an unreachable store stays a 503.
-#[track_caller]
-pub fn db_failure(message: &'static str, e: crate::db::DbError) -> ApiError {
-    if e.is_unavailable() {
-        ApiError::unavailable(e)
-    } else {
-        ApiError::internal(message, e)
-    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::session::{self, db_failure, hash_token, Device};
+use crate::auth::identity::AccessUser;
+use crate::auth::session::{self, hash_token, Device};
 use crate::auth::store::{self, Rotation};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::AccessUser;
+use crate::auth::AuthState;
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,32 +22,28 @@ pub struct RefreshBody {
 fn invalid_refresh() -> ApiError {
     ApiError::with_body(
         StatusCode::UNAUTHORIZED,
-        "invalid_refresh_token",
+        ErrorCode::InvalidToken,
         json!({"error": "Invalid refresh token", "message": "Refresh token is invalid, expired, or revoked"}),
     )
 }
 
+#[track_caller]
 fn refresh_failed(e: crate::db::DbError) -> ApiError {
-    if e.is_unavailable() {
-        return ApiError::unavailable(e);
-    }
-    tracing::error!(error = %e, "refresh failed");
-    ApiError::with_body(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+    ApiError::storage_with_body(
+        e,
         json!({"error": "Internal server error", "message": "Failed to refresh token"}),
     )
 }
 
 pub async fn refresh(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(token) = body.into_inner().refresh_token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::with_body(
             StatusCode::BAD_REQUEST,
-            "missing_refresh_token",
+            ErrorCode::MissingField,
             json!({"error": "Missing refresh token", "message": "refreshToken is required"}),
         ));
     };
@@ -80,7 +76,7 @@ pub async fn refresh(
         .filter(|u| u.is_active)
         .ok_or_else(invalid_refresh)?;
 
-    let device = Device::of(&req, state.settings.server.trusted_proxies);
+    let device = Device::of(&req, state.trusted_proxies);
     if current.device_fingerprint.as_deref() != Some(device.fingerprint.as_str()) {
         tracing::info!(user_id = %user.id, "refresh from a different device fingerprint");
     }
@@ -114,19 +110,14 @@ pub async fn refresh(
 }
 
 pub async fn logout_all(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     AccessUser(user): AccessUser,
 ) -> Result<HttpResponse, ApiError> {
     let revoked = store::revoke_all(&state.db, &user.id, None)
         .await
         .map_err(|e| {
-            if e.is_unavailable() {
-                return ApiError::unavailable(e);
-            }
-            tracing::error!(error = %e, "logout-all failed");
-            ApiError::with_body(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+            ApiError::storage_with_body(
+                e,
                 json!({"error": "Internal server error", "message": "Failed to logout from all devices"}),
             )
         })?;
@@ -138,14 +129,14 @@ pub async fn logout_all(
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     req: HttpRequest,
     AccessUser(user): AccessUser,
 ) -> Result<HttpResponse, ApiError> {
     let rows = store::active_sessions(&state.db, &user.id)
         .await
-        .map_err(|e| db_failure("Failed to get sessions", e))?;
-    let here = Device::of(&req, state.settings.server.trusted_proxies).fingerprint;
+        .map_err(|e| ApiError::storage("Failed to get sessions", e))?;
+    let here = Device::of(&req, state.trusted_proxies).fingerprint;
     let sessions: Vec<_> = rows
         .iter()
         .map(|s| {
@@ -164,18 +155,18 @@ pub async fn list(
 }
 
 pub async fn revoke(
-    state: web::Data<AppState>,
+    state: web::Data<AuthState>,
     path: web::Path<String>,
     AccessUser(user): AccessUser,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let revoked = store::revoke_session(&state.db, &user.id, &id)
         .await
-        .map_err(|e| db_failure("Failed to revoke session", e))?;
+        .map_err(|e| ApiError::storage("Failed to revoke session", e))?;
     if revoked == 0 {
         return Err(ApiError::with_body(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             json!({"error": "Session not found", "message": "Session not found or already revoked"}),
         ));
     }

@@ -1,13 +1,15 @@
 //! Running several instances as one (ARCHITECTURE §3, scale-out): with `redis.url` set, Socket.IO
 //! broadcasts, presence, rate-limit counters and collaboration rooms are shared through Redis.
 //! Without it, or while Redis is unreachable, each instance works alone with in-process state.
+//!
+//! This module is infrastructure: the Redis link, the Socket.IO adapter and its types, the shared
+//! rate-limit store. It knows no domain module; those that share state (messaging's presence,
+//! collab's rooms) build on [`link::RedisLink`] themselves.
 
 #[cfg(feature = "redis")]
 pub mod limits;
 #[cfg(feature = "redis")]
 pub mod link;
-#[cfg(feature = "redis")]
-pub mod presence;
 #[cfg(feature = "redis")]
 pub mod socketio;
 
@@ -15,7 +17,10 @@ use serde_json::{json, Value};
 use socketioxide::extract::SocketRef;
 use socketioxide::{SocketIo, SocketIoBuilder};
 
+use std::sync::Arc;
+
 use crate::config::Settings;
+use crate::web::rate_limit::{LimitStore, MemoryStore};
 
 /// The Socket.IO adapter every listener runs: Redis-backed in a build with the `redis` feature (local
 /// delivery only when no Redis is configured), in-process otherwise.
@@ -77,6 +82,17 @@ impl Cluster {
             Some(true) => json!({ "redis": "ok", "mode": "cluster" }),
             Some(false) => json!({ "redis": "degraded", "mode": "local only until redis is back" }),
         }
+    }
+
+    /// Where rate-limit counters and login locks live: in Redis (keys under `key_prefix`) when the
+    /// instance has it, else in process.
+    pub fn limit_store(&self, key_prefix: &str) -> Arc<dyn LimitStore> {
+        #[cfg(feature = "redis")]
+        if let Some(link) = &self.link {
+            return Arc::new(limits::RedisLimitStore::new(link.clone(), key_prefix));
+        }
+        let _ = key_prefix;
+        Arc::new(MemoryStore::new())
     }
 
     /// A Socket.IO builder with this instance's adapter.

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::protocol;
 use super::room::{Identity, JoinError, Mode, Out, Reject, Room};
 use super::{store, CollabStats};
-use crate::state::{AppState, Listener};
+use crate::membership::{self, Scope};
 
 /// Longest room name (bytes of the path, without the leading `/`).
 const MAX_ROOM_BYTES: usize = 512;
@@ -56,7 +56,7 @@ fn token(req: &HttpRequest) -> Option<String> {
     query
         .and_then(|q| q.get("token").cloned())
         .filter(|t| !t.is_empty())
-        .or_else(|| crate::web::identity::bearer_token(req).map(str::to_string))
+        .or_else(|| crate::web::request::bearer_token(req).map(str::to_string))
 }
 
 enum Denied {
@@ -78,14 +78,13 @@ impl Denied {
 /// Who may enter `room`: any valid token (or anyone, with `allow_anonymous`); `project-<id>`
 /// rooms only members of that project, whatever `allow_anonymous` says.
 async fn authorize(
-    state: &AppState,
     collab: &CollabStats,
     token: Option<String>,
     room: &str,
 ) -> Result<Identity, Denied> {
-    let claims = token.and_then(|t| state.tokens.verify(&t).ok());
+    let claims = token.and_then(|t| collab.tokens.verify(&t).ok());
     let Some(claims) = claims else {
-        if state.settings.collab.allow_anonymous && !room.starts_with("project-") {
+        if collab.settings.allow_anonymous && !room.starts_with("project-") {
             return Ok(Identity {
                 user_id: "anonymous".into(),
                 user_name: "anonymous".into(),
@@ -104,7 +103,7 @@ async fn authorize(
         let (project, user) = (project.to_string(), claims.id);
         let role = collab
             .runtime
-            .spawn(async move { store::project_role(&db, &project, &user).await })
+            .spawn(async move { membership::role(&db, Scope::Project(&project), &user).await })
             .await;
         match role {
             Ok(Ok(Some(role))) => identity.read_only = READ_ONLY_ROLES.contains(&role.as_str()),
@@ -125,21 +124,16 @@ async fn authorize(
 pub async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
-    state: web::Data<AppState>,
-    listener: web::Data<Listener>,
+    collab: web::Data<CollabStats>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Some(collab) = listener.collab.clone() else {
-        return Ok(super::not_found().await);
-    };
+    let collab = collab.into_inner();
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(collab.settings.max_frame_bytes);
     let room = room_name(req.path()).to_string();
     let token = token(&req);
     // The message stream is !Send: the connection lives on this actix worker.
     let span = tracing::info_span!("collab", room = %room, conn = tracing::field::Empty);
-    actix_web::rt::spawn(
-        run(state.into_inner(), collab, room, token, session, stream).instrument(span),
-    );
+    actix_web::rt::spawn(run(collab, room, token, session, stream).instrument(span));
     Ok(response)
 }
 
@@ -151,7 +145,6 @@ fn close_reason(code: u16, reason: &str) -> Option<CloseReason> {
 }
 
 async fn run(
-    state: Arc<AppState>,
     collab: Arc<CollabStats>,
     room_name: String,
     token: Option<String>,
@@ -170,7 +163,7 @@ async fn run(
             .await;
         return;
     }
-    let identity = match authorize(&state, &collab, token, &room_name).await {
+    let identity = match authorize(&collab, token, &room_name).await {
         Ok(identity) => identity,
         Err(denied) => {
             let (code, reason) = denied.close();

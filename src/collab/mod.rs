@@ -27,10 +27,10 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::auth::TokenKeys;
+use crate::cluster::Cluster;
 use crate::config::CollabSettings;
 use crate::db::Db;
-use crate::health::iso_now;
-use crate::state::AppState;
 
 use self::room::Registry;
 
@@ -41,6 +41,8 @@ pub struct CollabStats {
     pub(crate) registry: Registry,
     pub(crate) db: Db,
     pub(crate) settings: CollabSettings,
+    /// Verifies `?token=` (or the bearer header) of each socket.
+    pub(crate) tokens: TokenKeys,
     /// The runtime every database call runs on (see the module docs).
     pub(crate) runtime: tokio::runtime::Handle,
     /// The other instances, when `redis.url` is set.
@@ -77,16 +79,23 @@ pub struct StatsSnapshot {
 
 impl CollabStats {
     /// Must be called inside the tokio runtime that outlives the listener; starts the persister.
-    pub fn new(state: &AppState) -> Arc<Self> {
+    pub fn new(
+        db: Db,
+        settings: CollabSettings,
+        tokens: TokenKeys,
+        cluster: &Cluster,
+    ) -> Arc<Self> {
+        #[cfg(not(feature = "redis"))]
+        let _ = cluster;
         let collab = Arc::new(CollabStats {
             start_ms: chrono::Utc::now().timestamp_millis(),
             registry: Registry::default(),
-            db: state.db.clone(),
-            settings: state.settings.collab.clone(),
+            db,
+            settings,
+            tokens,
             runtime: tokio::runtime::Handle::current(),
             #[cfg(feature = "redis")]
-            cluster: state
-                .cluster
+            cluster: cluster
                 .link()
                 .cloned()
                 .map(|link| Arc::new(cluster::Cluster::new(link))),
@@ -209,9 +218,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/stats", web::get().to(stats));
 }
 
-/// WebSocket upgrades on any path of the collab listener; register before the other routes.
-pub fn websocket_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
+/// WebSocket upgrades on any path of the collab listener, with the service's state; register before
+/// the other routes.
+pub fn websocket_routes(cfg: &mut web::ServiceConfig, collab: web::Data<CollabStats>) {
+    cfg.app_data(collab).route(
         "/{tail:.*}",
         web::get()
             .guard(actix_web::guard::fn_guard(connection::is_websocket_upgrade))
@@ -226,10 +236,7 @@ pub async fn not_found() -> HttpResponse {
         .body("Not Found")
 }
 
-async fn stats(listener: web::Data<crate::state::Listener>) -> HttpResponse {
-    let Some(collab) = listener.collab.as_ref() else {
-        return not_found().await;
-    };
+async fn stats(collab: web::Data<CollabStats>) -> HttpResponse {
     let snap = collab.snapshot();
     let body = serde_json::json!({
         "startTime": collab.start_ms,
@@ -237,7 +244,7 @@ async fn stats(listener: web::Data<crate::state::Listener>) -> HttpResponse {
         "totalConnections": snap.total_connections,
         "rooms": snap.rooms,
         "messages": snap.messages,
-        "timestamp": iso_now(),
+        "timestamp": crate::db::now().to_iso_millis(),
     });
     // The original pretty-printed this one.
     match serde_json::to_string_pretty(&body) {

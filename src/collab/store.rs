@@ -12,7 +12,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db::schema::{collab_documents, collab_updates, project_members};
+use crate::db::schema::{collab_documents, collab_updates};
 use crate::db::{Db, DbError};
 
 use super::room::Room;
@@ -44,20 +44,6 @@ pub async fn load(db: &Db, room: &str) -> Result<Vec<Vec<u8>>, DbError> {
     }
     all.extend(log);
     Ok(all)
-}
-
-/// The role of `user` in project `project`, if a member.
-pub async fn project_role(db: &Db, project: &str, user: &str) -> Result<Option<String>, DbError> {
-    let mut conn = db.get_read().await?;
-    let role = crate::db!(conn, |c| {
-        project_members::table
-            .find((project, user))
-            .select(project_members::role)
-            .first::<String>(c)
-            .await
-            .optional()
-    })?;
-    Ok(role)
 }
 
 /// Appends the room's pending deltas as one row, and compacts when asked or when the log has

@@ -14,6 +14,7 @@ use super::ConfigError;
 pub struct McpSettings {
     /// Program of a stdio server; "" = no stdio server.
     pub command: String,
+    #[serde(deserialize_with = "list_or_commas")]
     pub args: Vec<String>,
     /// The child's whole environment besides PATH. A BTreeMap so logs and tests see a stable order.
     pub env: BTreeMap<String, String>,
@@ -25,6 +26,7 @@ pub struct McpSettings {
     pub name: String,
     pub query_tool: String,
     /// Tools that may be listed and called; empty = every tool the server offers.
+    #[serde(deserialize_with = "list_or_commas")]
     pub allowed_tools: Vec<String>,
     pub timeout_ms: u64,
     pub cache_ttl_secs: u64,
@@ -49,6 +51,30 @@ impl std::fmt::Debug for McpSettings {
             .field("cache_ttl_secs", &self.cache_ttl_secs)
             .finish()
     }
+}
+
+/// A TOML list, or (from `FLUX__MCP__…`) one comma-separated string.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+        // The environment source parses `8080` or `true` before we see it.
+        Int(i64),
+        Bool(bool),
+    }
+    Ok(match ListOrText::deserialize(d)? {
+        ListOrText::List(list) => list,
+        ListOrText::Int(n) => vec![n.to_string()],
+        ListOrText::Bool(b) => vec![b.to_string()],
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 /// How flux reaches the server.
@@ -222,6 +248,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.mcp.args, ["server.mjs", "--read-only"]);
         assert_eq!(s.mcp.allowed_tools, ["query", "describe"]);
+        let s = Settings::load_from(None, &env(&[("FLUX__MCP__ARGS", "8080")])).unwrap();
+        assert_eq!(s.mcp.args, ["8080"]);
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub enum DbError {
     /// Running, reverting or listing migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// Migrations are pending and this process may not apply them.
+    #[error(
+        "the database schema is behind ({} pending: {}); run `flux migrate run`",
+        pending.len(),
+        pending.join(", ")
+    )]
+    SchemaBehind {
+        /// The pending migrations, oldest first.
+        pending: Vec<String>,
+    },
 }
 
 impl DbError {

@@ -80,6 +80,50 @@ pub async fn revert(url: &str, steps: usize) -> Result<Vec<String>, DbError> {
     }
 }
 
+/// What opening the database does about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply whatever is pending (the embedded SQLite default outside production).
+    Migrate,
+    /// Leave the schema alone and refuse to go on while migrations are pending: they are their
+    /// own phase (`flux migrate run`), so several processes never race on them.
+    RequireCurrent,
+}
+
+impl Schema {
+    /// What a process started with `settings` may do: migrate only where `flux serve` would by
+    /// itself (see [`Settings::migrates_on_start`](crate::config::Settings::migrates_on_start)).
+    pub fn on_start(settings: &crate::config::Settings) -> Schema {
+        if settings.migrates_on_start() {
+            Schema::Migrate
+        } else {
+            Schema::RequireCurrent
+        }
+    }
+}
+
+/// Brings the schema up to date ([`Schema::Migrate`]) or checks that it is
+/// ([`Schema::RequireCurrent`]: [`DbError::SchemaBehind`] names what is pending). Returns the
+/// migrations applied.
+pub async fn prepare(url: &str, schema: Schema) -> Result<Vec<String>, DbError> {
+    match schema {
+        Schema::Migrate => run(url).await,
+        Schema::RequireCurrent => {
+            let pending: Vec<String> = status(url)
+                .await?
+                .into_iter()
+                .filter(|m| !m.applied)
+                .map(|m| m.name)
+                .collect();
+            if pending.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(DbError::SchemaBehind { pending })
+            }
+        }
+    }
+}
+
 async fn execute(url: &str, action: Action) -> Result<Outcome, DbError> {
     let redacted = url::redact(url);
     match url::parse(url)? {

@@ -70,6 +70,7 @@ pub mod types;
 pub mod url;
 
 pub use error::DbError;
+pub use migrate::Schema;
 pub use pool::{Db, DbOptions, PoolStats, PooledConn, SqliteConn, TxFn};
 pub use types::{now, sql_types, Json, Timestamp};
 
@@ -133,6 +134,24 @@ macro_rules! db {
             $crate::db::Conn::Sqlite($c) => $body,
         }
     };
+}
+
+/// The one way to open the database: connect (failing fast with a clear message), then prepare the
+/// schema as `schema` says. Returns the handle and the migrations applied.
+///
+/// `flux migrate import-json` and `flux user create-admin` call this. A server does the same two
+/// steps, [`Db::connect`] then [`migrate::prepare`], but prepares in the background and retries, so
+/// it answers `/health/live` meanwhile and becomes ready by itself once the schema is current.
+pub async fn open(options: &DbOptions, schema: Schema) -> Result<(Db, Vec<String>), DbError> {
+    let db = Db::connect(options).await?;
+    let applied = migrate::prepare(&options.url, schema).await?;
+    Ok((db, applied))
+}
+
+/// A new row id: a UUIDv7, so ids sort by creation time (ARCHITECTURE §4). Legacy ids are imported
+/// unchanged.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 diesel::define_sql_function! {

@@ -43,6 +43,18 @@ impl DbOptions {
     }
 }
 
+impl From<&crate::config::DatabaseSettings> for DbOptions {
+    /// The one conversion from the `[database]` settings, for the server and every CLI command.
+    fn from(s: &crate::config::DatabaseSettings) -> Self {
+        DbOptions {
+            url: s.url.clone(),
+            max_connections: s.max_connections,
+            busy_timeout: Duration::from_millis(s.busy_timeout_ms),
+            acquire_timeout: Duration::from_millis(s.acquire_timeout_ms),
+        }
+    }
+}
+
 /// Occupancy of the pools (SQLite: writer and readers added together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {

@@ -16,7 +16,7 @@ use super::{required_ts, write_failed, ImportError, Known, Tally};
 use crate::db::schema::{conversation_participants as cp, conversations, messages};
 use crate::db::{Conn, Json, Timestamp};
 use crate::messaging::model::{NewConversationRow, NewMessageRow};
-use crate::messaging::store::dm_key;
+use crate::messaging::store::conversations::dm_key;
 
 /// The column's CHECK (and the API's limit).
 const MAX_CONTENT_CHARS: usize = 10_000;
@@ -99,7 +99,7 @@ pub(super) async fn import(
             Some(id) => id,
             None => {
                 let row = NewConversationRow {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id: crate::db::new_id(),
                     kind: "direct".into(),
                     name: None,
                     description: None,

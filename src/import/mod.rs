@@ -31,7 +31,7 @@ use crate::db::schema::{
     conversations, files as files_t, group_invites, groups, messages as messages_t,
     projects as projects_t, users as users_t,
 };
-use crate::db::{Conn, Db, DbError, DbOptions, Timestamp};
+use crate::db::{Conn, Db, DbError, DbOptions, Schema, Timestamp};
 use source::{Records, Source, FILES};
 
 #[derive(Debug, thiserror::Error)]
@@ -159,30 +159,23 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Checks the schema and connects. Pending migrations are applied where `flux serve` would apply
-/// them itself (see [`Settings::migrates_on_start`]: development SQLite), except in a dry run,
-/// which writes nothing; anywhere else they are an error telling to run `flux migrate run`.
-/// Returns the names of the migrations applied.
+/// Opens the database ([`crate::db::open`]). Pending migrations are applied where `flux serve`
+/// would apply them itself (development SQLite), except in a dry run, which writes nothing; anywhere
+/// else they are an error telling to run `flux migrate run`. Returns the names of the migrations
+/// applied.
 pub async fn connect(settings: &Settings, dry_run: bool) -> Result<(Db, Vec<String>), ImportError> {
-    let url = &settings.database.url;
-    let pending = crate::db::migrate::status(url)
-        .await?
-        .iter()
-        .filter(|m| !m.applied)
-        .count();
-    let mut applied = Vec::new();
-    if pending > 0 {
-        if settings.migrates_on_start() && !dry_run {
-            applied = crate::db::migrate::run(url).await?;
-        } else {
-            return Err(ImportError::NotMigrated {
-                target: crate::config::redact_url(url),
-                pending,
-            });
-        }
+    let schema = match Schema::on_start(settings) {
+        Schema::Migrate if !dry_run => Schema::Migrate,
+        _ => Schema::RequireCurrent,
+    };
+    match crate::db::open(&DbOptions::from(&settings.database), schema).await {
+        Ok(opened) => Ok(opened),
+        Err(DbError::SchemaBehind { pending }) => Err(ImportError::NotMigrated {
+            target: crate::config::redact_url(&settings.database.url),
+            pending: pending.len(),
+        }),
+        Err(e) => Err(e.into()),
     }
-    let db = Db::connect(&DbOptions::new(url.clone())).await?;
-    Ok((db, applied))
 }
 
 /// Why the import transaction stopped.

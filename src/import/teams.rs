@@ -14,9 +14,9 @@ use super::{
     Known, Tally,
 };
 use crate::accounts::teams::model::{KIND_TEAM, MAX_NAME_CHARS, ROLE_OWNER};
-use crate::auth::model::normalize_email;
 use crate::db::schema::{group_invites, group_members, groups};
 use crate::db::Conn;
+use crate::input::normalize_email;
 
 const INVITE_ROLES: [&str; 2] = ["admin", "member"];
 const INVITE_STATUSES: [&str; 5] = ["pending", "accepted", "declined", "revoked", "expired"];

@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use super::source::{admit, Admitted, LegacyId};
 use super::{non_blank, one_of, optional_ts, required_ts, write_failed, ImportError, Known, Tally};
-use crate::auth::model::{is_email, normalize_email, NewUser};
+use crate::auth::model::NewUser;
 use crate::auth::password::SCHEME_LEGACY;
 use crate::db::schema::users;
 use crate::db::{Conn, Json};
+use crate::input::{is_email, normalize_email};
 
 const USER_TYPES: [&str; 3] = ["client", "designer", "admin"];
 

@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::error::McpError;
 use super::{ToolInfo, ToolOutcome};
-use crate::config::{McpSettings, McpTransport};
+use crate::config::mcp::{McpSettings, McpTransport};
 
 /// Longest wait before the next start after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

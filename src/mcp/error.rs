@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -31,19 +31,19 @@ impl From<McpError> for ApiError {
         let (status, code, wire, message) = match &e {
             McpError::NotConfigured => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "mcp_not_configured",
+                ErrorCode::Unavailable,
                 "MCP_NOT_CONFIGURED",
                 "MCP service not available".to_string(),
             ),
             McpError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "mcp_unavailable",
+                ErrorCode::Unavailable,
                 "MCP_UNAVAILABLE",
                 "MCP server unavailable".to_string(),
             ),
             McpError::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
-                "mcp_timeout",
+                ErrorCode::Unavailable,
                 "MCP_TIMEOUT",
                 "MCP request timed out".to_string(),
             ),
@@ -51,26 +51,26 @@ impl From<McpError> for ApiError {
                 tracing::warn!(error = %cause, "MCP server answered with an error");
                 (
                     StatusCode::BAD_GATEWAY,
-                    "mcp_protocol_error",
+                    ErrorCode::Unavailable,
                     "MCP_PROTOCOL_ERROR",
                     "MCP server error".to_string(),
                 )
             }
             McpError::ToolNotAllowed(tool) => (
                 StatusCode::BAD_REQUEST,
-                "mcp_tool_not_allowed",
+                ErrorCode::InvalidInput,
                 "MCP_TOOL_NOT_ALLOWED",
                 format!("Tool not allowed: {tool}"),
             ),
             McpError::UnknownTool(tool) => (
                 StatusCode::BAD_REQUEST,
-                "mcp_unknown_tool",
+                ErrorCode::InvalidInput,
                 "MCP_UNKNOWN_TOOL",
                 format!("Unknown tool: {tool}"),
             ),
             McpError::BadRequest(message) => (
                 StatusCode::BAD_REQUEST,
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "VALIDATION_ERROR",
                 (*message).to_string(),
             ),

@@ -22,7 +22,7 @@ use std::time::Duration;
 use actix_web::web;
 use serde_json::Value;
 
-use crate::config::McpSettings;
+use crate::config::mcp::McpSettings;
 
 pub use error::McpError;
 
@@ -118,6 +118,6 @@ impl Client {
 }
 
 /// `/mcp/…` with the module's state. Called inside each prefix a listener serves.
-pub fn routes(cfg: &mut web::ServiceConfig, state: &web::Data<McpState>) {
-    routes::register(cfg, state.clone());
+pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<McpState>) {
+    routes::register(cfg, state);
 }

@@ -1,7 +1,7 @@
 //! `/mcp/tools`, `/mcp/query`, `/mcp/cache/clear`.
 //!
 //! The only file of the module that knows who is calling: `AuthUser` (logged in?) and the stored
-//! account through `AppState`'s database and `auth::store` (an active admin?). When the shared admin
+//! account through `AuthState`'s database and `auth::store` (an active admin?). When the shared admin
 //! check lands (OPERATOR §0), `require_admin` below is what it replaces.
 
 use actix_web::http::StatusCode;
@@ -11,9 +11,8 @@ use serde_json::{json, Map, Value};
 
 use super::cache::{CachedResult, ResultCache};
 use super::{audit, McpError, McpState};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
+use crate::auth::{AuthState, AuthUser};
+use crate::error::{ApiError, ErrorCode};
 
 /// Longest `query` text accepted; a tool argument, not a document.
 const MAX_QUERY_CHARS: usize = 100_000;
@@ -31,14 +30,14 @@ pub fn register(cfg: &mut web::ServiceConfig, state: web::Data<McpState>) {
 /// OPERATOR §0: an admin is a valid token with `userType: "admin"` whose stored account is an active
 /// admin; the token alone is not enough (a demoted admin's token lives on for minutes).
 async fn require_admin(
-    app: &AppState,
+    app: &AuthState,
     req: &HttpRequest,
     caller: Result<AuthUser, ApiError>,
 ) -> Result<AuthUser, ApiError> {
     let denied = || {
         ApiError::with_body(
             StatusCode::FORBIDDEN,
-            "admin_required",
+            ErrorCode::Forbidden,
             json!({"success": false, "message": "Admin access required", "code": "ADMIN_REQUIRED"}),
         )
     };
@@ -47,7 +46,7 @@ async fn require_admin(
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             return Err(ApiError::with_body(
                 StatusCode::UNAUTHORIZED,
-                "missing_token",
+                ErrorCode::MissingToken,
                 json!({"success": false, "message": "Authentication required", "code": "AUTH_REQUIRED"}),
             ))
         }
@@ -60,7 +59,7 @@ async fn require_admin(
     let admin = user.is_admin()
         && crate::auth::store::user_by_id(&app.db, &user.id)
             .await
-            .map_err(ApiError::from)?
+            .map_err(|e| ApiError::storage("Server error", e))?
             .is_some_and(|u| u.is_active && u.user_type == "admin");
     if admin {
         Ok(user)
@@ -93,7 +92,7 @@ struct QueryBody {
 
 async fn query(
     state: web::Data<McpState>,
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     req: HttpRequest,
     caller: Result<AuthUser, ApiError>,
     // Read after the admin check, so that a non-admin learns nothing from a bad body.
@@ -169,7 +168,7 @@ async fn run_query(
 
 async fn clear_cache(
     state: web::Data<McpState>,
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     req: HttpRequest,
     caller: Result<AuthUser, ApiError>,
 ) -> Result<HttpResponse, ApiError> {

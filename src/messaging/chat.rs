@@ -7,9 +7,11 @@ use serde_json::{json, Value};
 
 use super::model::{message_json, ConversationRow, MessageRow};
 use super::rooms;
-use super::store::{self, Access, Draft, ReactionChange};
-use crate::db::{now, DbError};
-use crate::state::AppState;
+use super::store;
+use super::store::conversations::Access;
+use super::store::messages::Draft;
+use super::store::reactions::ReactionChange;
+use crate::db::{now, Db, DbError};
 
 /// Longest message text, in characters (CONTRACT §15.2).
 pub const MAX_TEXT_CHARS: usize = 10_000;
@@ -36,8 +38,9 @@ pub enum Fail {
     NotMember,
     /// The message is unknown, deleted, elsewhere or not the caller's; the text is the event's.
     NoMessage(&'static str),
-    /// Storage failed: the client text, and the cause for the log.
-    Internal(&'static str, String),
+    /// Storage failed: the operation's client text, and the cause (mapped by [`crate::error`] on
+    /// REST, logged on sockets).
+    Storage(&'static str, DbError),
 }
 
 impl Fail {
@@ -45,9 +48,9 @@ impl Fail {
         Fail::Invalid(text.into())
     }
 
-    /// Storage error → the operation's generic client text (cause logged by the caller).
+    /// A storage error of the operation whose generic client text is `client`.
     pub fn db(client: &'static str) -> impl FnOnce(DbError) -> Fail {
-        move |e| Fail::Internal(client, e.to_string())
+        move |e| Fail::Storage(client, e)
     }
 }
 
@@ -66,11 +69,11 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// The conversation, if the caller may use it.
-pub async fn require(app: &AppState, caller: &Caller, id: &str) -> Result<ConversationRow, Fail> {
+pub async fn require(db: &Db, caller: &Caller, id: &str) -> Result<ConversationRow, Fail> {
     if !valid_id(id) {
         return Err(Fail::NoConversation);
     }
-    match store::access(&app.db, &caller.id, id)
+    match store::conversations::access(db, &caller.id, id)
         .await
         .map_err(Fail::db("Failed to load conversation"))?
     {
@@ -82,7 +85,7 @@ pub async fn require(app: &AppState, caller: &Caller, id: &str) -> Result<Conver
 
 /// A live message in a conversation the caller may use; otherwise `NoMessage(text)`.
 pub async fn require_message(
-    app: &AppState,
+    db: &Db,
     caller: &Caller,
     id: &str,
     text: &'static str,
@@ -90,13 +93,13 @@ pub async fn require_message(
     if !valid_id(id) {
         return Err(Fail::NoMessage(text));
     }
-    let Some(m) = store::message(&app.db, id)
+    let Some(m) = store::messages::live(db, id)
         .await
         .map_err(Fail::db("Failed to load message"))?
     else {
         return Err(Fail::NoMessage(text));
     };
-    match require(app, caller, &m.conversation_id).await {
+    match require(db, caller, &m.conversation_id).await {
         Ok(conv) => Ok((m, conv)),
         // Someone else's conversation looks exactly like an unknown id.
         Err(Fail::NotMember | Fail::NoConversation) => Err(Fail::NoMessage(text)),
@@ -105,16 +108,16 @@ pub async fn require_message(
 }
 
 /// Messages as the canonical wire shape, with their authors.
-pub async fn wire(app: &AppState, rows: &[MessageRow]) -> Result<Vec<Value>, DbError> {
-    let authors = store::authors(&app.db, rows).await?;
+pub async fn wire(db: &Db, rows: &[MessageRow]) -> Result<Vec<Value>, DbError> {
+    let authors = store::messages::authors(db, rows).await?;
     Ok(rows
         .iter()
         .map(|m| message_json(m, m.author_id.as_ref().and_then(|a| authors.get(a))))
         .collect())
 }
 
-pub async fn wire_one(app: &AppState, m: &MessageRow) -> Result<Value, DbError> {
-    Ok(wire(app, std::slice::from_ref(m))
+pub async fn wire_one(db: &Db, m: &MessageRow) -> Result<Value, DbError> {
+    Ok(wire(db, std::slice::from_ref(m))
         .await?
         .pop()
         .unwrap_or(Value::Null))
@@ -142,17 +145,17 @@ fn priority(p: Option<&str>) -> String {
 /// Store a message and deliver it to the conversation's room (`message:new` and the frontend's
 /// `message:received`), then notify mentioned members.
 pub async fn send(
-    app: &AppState,
+    db: &Db,
     io: Option<&Io>,
     caller: &Caller,
     input: SendInput,
 ) -> Result<Value, Fail> {
     const FAILED: &str = "Failed to send message";
     check_text(&input.text)?;
-    let conv = require(app, caller, &input.conversation_id).await?;
+    let conv = require(db, caller, &input.conversation_id).await?;
     let reply_to = match input.reply_to.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => {
-            let (parent, _) = require_message(app, caller, r, "Reply target not found").await?;
+            let (parent, _) = require_message(db, caller, r, "Reply target not found").await?;
             if parent.conversation_id != conv.id {
                 return Err(Fail::NoMessage("Reply target not found"));
             }
@@ -168,7 +171,7 @@ pub async fn send(
     let members = if input.mentions.is_empty() {
         Vec::new()
     } else {
-        store::members(&app.db, &conv)
+        store::conversations::members(db, &conv)
             .await
             .map_err(Fail::db(FAILED))?
     };
@@ -182,8 +185,8 @@ pub async fn send(
         }
     }
     let priority = priority(input.priority.as_deref());
-    let row = store::insert_message(
-        &app.db,
+    let row = store::messages::insert(
+        db,
         Draft {
             conversation_id: conv.id.clone(),
             author_id: caller.id.clone(),
@@ -200,18 +203,18 @@ pub async fn send(
     .await
     .map_err(Fail::db(FAILED))?;
     crate::monitor::count_message();
-    let msg = wire_one(app, &row).await.map_err(Fail::db(FAILED))?;
+    let msg = wire_one(db, &row).await.map_err(Fail::db(FAILED))?;
     if let Some(io) = io {
         let room = vec![rooms::channel(&conv.id)];
         rooms::emit(io, room.clone(), "message:new", &msg).await;
         rooms::emit(io, room, "message:received", &msg).await;
     }
-    notify_mentions(app, io, caller, &row, &mentions, &priority).await;
+    notify_mentions(db, io, caller, &row, &mentions, &priority).await;
     Ok(msg)
 }
 
 async fn notify_mentions(
-    app: &AppState,
+    db: &Db,
     io: Option<&Io>,
     caller: &Caller,
     m: &MessageRow,
@@ -231,8 +234,8 @@ async fn notify_mentions(
             "conversationId": m.conversation_id,
             "mentionedBy": caller.id,
         });
-        if let Err(e) = store::insert_notification(
-            &app.db,
+        if let Err(e) = store::notifications::insert(
+            db,
             user,
             "mention",
             "You were mentioned",
@@ -268,19 +271,19 @@ const EDIT_MISSING: &str = "Message not found or unauthorized";
 
 /// Author-only edit; broadcasts `message:updated`.
 pub async fn edit(
-    app: &AppState,
+    db: &Db,
     io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
     text: &str,
 ) -> Result<Value, Fail> {
     check_text(text)?;
-    let (_, conv) = require_message(app, caller, message_id, EDIT_MISSING).await?;
-    let row = store::edit_message(&app.db, message_id, &caller.id, text)
+    let (_, conv) = require_message(db, caller, message_id, EDIT_MISSING).await?;
+    let row = store::messages::edit(db, message_id, &caller.id, text)
         .await
         .map_err(Fail::db("Failed to edit message"))?
         .ok_or(Fail::NoMessage(EDIT_MISSING))?;
-    let msg = wire_one(app, &row)
+    let msg = wire_one(db, &row)
         .await
         .map_err(Fail::db("Failed to edit message"))?;
     if let Some(io) = io {
@@ -291,13 +294,13 @@ pub async fn edit(
 
 /// Author-only soft delete; broadcasts `message:deleted` with the bare id.
 pub async fn delete(
-    app: &AppState,
+    db: &Db,
     io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
 ) -> Result<String, Fail> {
-    let (_, conv) = require_message(app, caller, message_id, EDIT_MISSING).await?;
-    let row = store::delete_message(&app.db, message_id, &caller.id)
+    let (_, conv) = require_message(db, caller, message_id, EDIT_MISSING).await?;
+    let row = store::messages::delete(db, message_id, &caller.id)
         .await
         .map_err(Fail::db("Failed to delete message"))?
         .ok_or(Fail::NoMessage(EDIT_MISSING))?;
@@ -316,7 +319,7 @@ pub async fn delete(
 /// Add, remove or toggle the caller's reaction; broadcasts `message:reactions-updated` (and the
 /// frontend's `message:reaction-added` when one was added).
 pub async fn react(
-    app: &AppState,
+    db: &Db,
     io: Option<&Io>,
     caller: &Caller,
     message_id: &str,
@@ -329,11 +332,11 @@ pub async fn react(
             "Reaction must be 1 to {MAX_REACTION_CHARS} characters"
         )));
     }
-    let (m, conv) = require_message(app, caller, message_id, "Message not found").await?;
-    let added = store::change_reaction(&app.db, &m.id, &caller.id, reaction, change)
+    let (m, conv) = require_message(db, caller, message_id, "Message not found").await?;
+    let added = store::reactions::change(db, &m.id, &caller.id, reaction, change)
         .await
         .map_err(Fail::db(FAILED))?;
-    let reactions = store::reactions(&app.db, &m.id)
+    let reactions = store::reactions::list(db, &m.id)
         .await
         .map_err(Fail::db(FAILED))?;
     let payload = json!({"messageId": m.id, "reactions": reactions});
@@ -355,15 +358,10 @@ pub async fn react(
 
 /// Move the caller's read pointer to a message; for a direct message from the other user, record a
 /// receipt and tell its author (`dm:read` and the frontend's `message:status-updated`).
-pub async fn read(
-    app: &AppState,
-    io: Option<&Io>,
-    caller: &Caller,
-    message_id: &str,
-) -> Result<(), Fail> {
+pub async fn read(db: &Db, io: Option<&Io>, caller: &Caller, message_id: &str) -> Result<(), Fail> {
     const FAILED: &str = "Failed to mark as read";
-    let (m, conv) = require_message(app, caller, message_id, "Message not found").await?;
-    store::mark_read(&app.db, &conv.id, &caller.id, m.seq, Some(m.id.clone()))
+    let (m, conv) = require_message(db, caller, message_id, "Message not found").await?;
+    store::reads::mark_read(db, &conv.id, &caller.id, m.seq, Some(m.id.clone()))
         .await
         .map_err(Fail::db(FAILED))?;
     let Some(author) = m.author_id.as_deref().filter(|a| *a != caller.id) else {
@@ -372,7 +370,7 @@ pub async fn read(
     if conv.kind != "direct" {
         return Ok(());
     }
-    let Some(at) = store::dm_receipt(&app.db, &m.id, &caller.id)
+    let Some(at) = store::reads::dm_receipt(db, &m.id, &caller.id)
         .await
         .map_err(Fail::db(FAILED))?
     else {
@@ -402,7 +400,7 @@ pub async fn read(
 /// A direct message: stored in the pair's direct conversation, `dm:new` to the recipient,
 /// `dm:sent` back to the sender, and `message:new`/`message:received` to the conversation's room.
 pub async fn direct(
-    app: &AppState,
+    db: &Db,
     io: Option<&Io>,
     caller: &Caller,
     recipient: &str,
@@ -416,18 +414,18 @@ pub async fn direct(
     if recipient == caller.id {
         return Err(Fail::invalid("Cannot send a direct message to yourself"));
     }
-    if store::active_user(&app.db, recipient)
+    if store::messages::active_user(db, recipient)
         .await
         .map_err(Fail::db(FAILED))?
         .is_none()
     {
         return Err(Fail::invalid("Recipient not found"));
     }
-    let conv = store::direct_conversation(&app.db, &caller.id, recipient)
+    let conv = store::conversations::direct(db, &caller.id, recipient)
         .await
         .map_err(Fail::db(FAILED))?;
-    let row = store::insert_message(
-        &app.db,
+    let row = store::messages::insert(
+        db,
         Draft {
             conversation_id: conv.id.clone(),
             author_id: caller.id.clone(),
@@ -444,7 +442,7 @@ pub async fn direct(
     .await
     .map_err(Fail::db(FAILED))?;
     crate::monitor::count_message();
-    let msg = wire_one(app, &row).await.map_err(Fail::db(FAILED))?;
+    let msg = wire_one(db, &row).await.map_err(Fail::db(FAILED))?;
     if let Some(io) = io {
         rooms::emit(io, vec![rooms::user(recipient)], "dm:new", &msg).await;
         let room = vec![rooms::channel(&conv.id)];

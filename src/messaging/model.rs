@@ -69,6 +69,17 @@ pub struct ConversationRow {
     pub last_seq: i64,
 }
 
+impl ConversationRow {
+    /// Whose membership decides who may use this conversation.
+    pub fn scope(&self) -> crate::membership::Scope<'_> {
+        crate::membership::Scope::of_conversation(
+            &self.id,
+            self.group_id.as_deref(),
+            self.project_id.as_deref(),
+        )
+    }
+}
+
 #[derive(Insertable, Debug, Clone)]
 #[diesel(table_name = conversations)]
 pub struct NewConversationRow {

@@ -6,9 +6,12 @@
 //! the listener, so clients of both paths see the same conversation. Namespaces without messaging
 //! handlers (the unified root) never have sockets in these rooms, so sending there reaches nobody.
 
-use crate::cluster::Io;
-use crate::cluster::Socket;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
+
+use crate::cluster::{Io, Socket};
+use crate::db::Db;
+use crate::membership::{self, Departures, Scope};
 
 const NAMESPACES: [&str; 2] = ["/messaging", "/"];
 
@@ -68,20 +71,35 @@ pub async fn evict(io: &Io, user_id: &str, conversation_ids: &[String]) {
     }
 }
 
-/// Take a user who lost their team or project membership out of the rooms of that team's or
+/// Takes a user who lost their team or project membership out of the rooms of that team's or
 /// project's conversations, so already-joined sockets stop receiving them (every later event is
 /// refused by the membership check anyway).
-pub async fn evict_from_owner(
-    db: &crate::db::Db,
-    io: &Io,
-    user_id: &str,
-    group_id: Option<&str>,
-    project_id: Option<&str>,
-) {
-    match super::store::owned_conversation_ids(db, group_id, project_id).await {
-        Ok(ids) if !ids.is_empty() => evict(io, user_id, &ids).await,
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, user_id, "cannot list conversations to evict from"),
+pub struct RoomEvictions {
+    db: Db,
+    io: Io,
+}
+
+impl RoomEvictions {
+    pub fn new(db: Db, io: Io) -> Self {
+        RoomEvictions { db, io }
+    }
+}
+
+impl Departures for RoomEvictions {
+    fn left<'a>(&'a self, user: &'a str, scope: Scope<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let ids = match self.db.get_read().await {
+                Ok(mut conn) => membership::conversations_of(&mut conn.as_conn(), scope).await,
+                Err(e) => Err(e),
+            };
+            match ids {
+                Ok(ids) if !ids.is_empty() => evict(&self.io, user, &ids).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, user_id = user, "cannot list conversations to evict from")
+                }
+            }
+        })
     }
 }
 

@@ -23,8 +23,8 @@ use socketioxide::handler::ConnectHandler;
 use super::chat::{self, Caller, Fail, SendInput};
 use super::presence::OFFLINE_GRACE;
 use super::rooms;
-use super::store::{self, ReactionChange};
-use crate::auth::token::TokenKeys;
+use super::store;
+use super::store::reactions::ReactionChange;
 use crate::db::now;
 
 /// Messages sent on `channel:join` (CONTRACT §11.3: the 50 most recent).
@@ -58,12 +58,8 @@ pub enum HandshakeError {
     Invalid,
 }
 
-/// Socket state shared by every namespace handler.
-#[derive(Clone)]
-pub struct SocketState {
-    pub tokens: TokenKeys,
-    pub app: crate::state::AppState,
-}
+/// The state every messaging namespace handler gets (socketioxide's `State`).
+pub type SocketState = super::Messaging;
 
 /// Every argument of an event, whatever their number and types (the frontend sends positional
 /// arguments, the legacy clients one object). socketioxide hands a tuple-typed extractor all
@@ -170,8 +166,12 @@ fn fail(s: &Socket, f: Fail) {
         Fail::NoConversation => "Channel not found",
         Fail::NotMember => "Not a member of this channel",
         Fail::NoMessage(t) => t,
-        Fail::Internal(client, cause) => {
-            tracing::error!(error = %cause, "{client}");
+        Fail::Storage(client, cause) => {
+            if cause.is_unavailable() {
+                tracing::warn!(error = %cause, "{client}: storage unavailable");
+            } else {
+                tracing::error!(error = %cause, "{client}");
+            }
             client
         }
     };
@@ -262,7 +262,7 @@ async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
     );
     drop(_entered);
 
-    let services = &state.app.messaging;
+    let services = &state;
     let first = services
         .presence
         .connect(&identity.user_id, &s.id.to_string(), &identity.email)
@@ -276,7 +276,7 @@ async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
 
 /// Tell everyone who shares a conversation with `user` that its presence changed.
 async fn announce(state: &SocketState, io: &Io, user: &str, status: &str) {
-    let peers = match store::co_members(&state.app.db, user).await {
+    let peers = match store::conversations::co_members(&state.db, user).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "presence peers unavailable");
@@ -307,7 +307,7 @@ async fn announce(state: &SocketState, io: &Io, user: &str, status: &str) {
 }
 
 async fn disconnected(s: Socket, io: Io, state: SocketState) {
-    let services = state.app.messaging.clone();
+    let services = state.clone();
     services.limiter.forget(&s.id.to_string());
     let Some(identity) = s.extensions.get::<Identity>() else {
         return;
@@ -333,12 +333,12 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
     let Some(identity) = s.extensions.get::<Identity>() else {
         return;
     };
-    if !state.app.messaging.limiter.allow(&s.id.to_string()) {
+    if !state.limiter.allow(&s.id.to_string()) {
         send_error(&s, "Too many events, slow down");
         return;
     }
     let caller = identity.caller();
-    let app = &state.app;
+    let db = &state.db;
     let result = match event {
         // Identity comes from the token; the claimed userId is ignored and nothing is answered.
         Event::UserJoin => Ok(()),
@@ -353,7 +353,7 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
         }
         Event::Sync => sync(&s, &state, &caller, &args).await,
         Event::Send => match send_input(&args) {
-            Some(input) => chat::send(app, Some(&io), &caller, input).await.map(|_| ()),
+            Some(input) => chat::send(db, Some(&io), &caller, input).await.map(|_| ()),
             None => Err(Fail::invalid(
                 "Channel ID and either text or file are required",
             )),
@@ -365,7 +365,7 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
                 str_field(v, &["text", "content"]),
             ) {
                 (Some(id), Some(text)) if !id.is_empty() => {
-                    chat::edit(app, Some(&io), &caller, id, text)
+                    chat::edit(db, Some(&io), &caller, id, text)
                         .await
                         .map(|_| ())
                 }
@@ -373,7 +373,7 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
             }
         }
         Event::Delete => match message_arg(args.first()) {
-            Some(id) => chat::delete(app, Some(&io), &caller, id).await.map(|_| ()),
+            Some(id) => chat::delete(db, Some(&io), &caller, id).await.map(|_| ()),
             None => Err(Fail::invalid("Message ID is required")),
         },
         Event::React | Event::Unreact => {
@@ -394,7 +394,7 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
                     } else {
                         change
                     };
-                    chat::react(app, Some(&io), &caller, m, r, change)
+                    chat::react(db, Some(&io), &caller, m, r, change)
                         .await
                         .map(|_| ())
                 }
@@ -419,7 +419,7 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
                 str_field(v, &["text", "content"]),
             ) {
                 (Some(r), Some(t)) if !r.is_empty() && !t.is_empty() => {
-                    match chat::direct(app, Some(&io), &caller, r, t.to_owned()).await {
+                    match chat::direct(db, Some(&io), &caller, r, t.to_owned()).await {
                         Ok(msg) => {
                             reply(&s, "dm:sent", &msg);
                             Ok(())
@@ -431,7 +431,7 @@ async fn handle(event: Event, s: Socket, io: Io, state: SocketState, args: Args)
             }
         }
         Event::Read => match message_arg(args.first()) {
-            Some(id) => chat::read(app, Some(&io), &caller, id).await,
+            Some(id) => chat::read(db, Some(&io), &caller, id).await,
             None => Err(Fail::invalid("Message ID is required")),
         },
         Event::GetOnline => online(&s, &state, &caller).await,
@@ -502,11 +502,11 @@ async fn join(
     let Some(id) = conversation_arg(first) else {
         return Err(Fail::invalid("Channel ID is required"));
     };
-    let conv = chat::require(&state.app, caller, id).await?;
+    let conv = chat::require(&state.db, caller, id).await?;
     let since = since_arg(first.get("since"));
     let rows = match since {
-        Some(since) => store::messages_since(&state.app.db, &conv.id, since, SYNC_BATCH).await,
-        None => store::recent_messages(&state.app.db, &conv.id, JOIN_HISTORY, 0)
+        Some(since) => store::messages::since(&state.db, &conv.id, since, SYNC_BATCH).await,
+        None => store::messages::recent(&state.db, &conv.id, JOIN_HISTORY, 0)
             .await
             .map(|mut v| {
                 v.reverse();
@@ -514,7 +514,7 @@ async fn join(
             }),
     }
     .map_err(Fail::db("Failed to load channel messages"))?;
-    let messages = chat::wire(&state.app, &rows)
+    let messages = chat::wire(&state.db, &rows)
         .await
         .map_err(Fail::db("Failed to load channel messages"))?;
     let room = rooms::channel(&conv.id);
@@ -550,11 +550,11 @@ async fn sync(s: &Socket, state: &SocketState, caller: &Caller, args: &Args) -> 
     let since = since_arg(first.get("since"))
         .or_else(|| since_arg(args.0.get(1)))
         .unwrap_or(0);
-    let conv = chat::require(&state.app, caller, id).await?;
-    let rows = store::messages_since(&state.app.db, &conv.id, since, SYNC_BATCH)
+    let conv = chat::require(&state.db, caller, id).await?;
+    let rows = store::messages::since(&state.db, &conv.id, since, SYNC_BATCH)
         .await
         .map_err(Fail::db("Failed to load channel messages"))?;
-    let messages = chat::wire(&state.app, &rows)
+    let messages = chat::wire(&state.db, &rows)
         .await
         .map_err(Fail::db("Failed to load channel messages"))?;
     reply(s, "channel:messages", &Value::Array(messages));
@@ -573,7 +573,7 @@ async fn typing(
         return Err(Fail::invalid("Channel ID is required"));
     };
     // Checked on every event, not only on join: membership may have been lost since.
-    chat::require(&state.app, &identity.caller(), id).await?;
+    chat::require(&state.db, &identity.caller(), id).await?;
     let room = rooms::channel(id);
     let ts = now().to_iso_millis();
     if started {
@@ -597,11 +597,11 @@ async fn typing(
 /// `users:online`: the caller and the online users who share a conversation with them; nobody
 /// else, so no stranger's e-mail is ever disclosed.
 async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), Fail> {
-    let mut users = store::co_members(&state.app.db, &caller.id)
+    let mut users = store::conversations::co_members(&state.db, &caller.id)
         .await
         .map_err(Fail::db("Failed to load online users"))?;
     users.push(caller.id.clone());
-    let entries = state.app.messaging.presence.snapshot(&users).await;
+    let entries = state.presence.snapshot(&users).await;
     let list: Vec<Value> = entries
         .into_iter()
         .filter(|e| e.online)
@@ -623,7 +623,7 @@ async fn online(s: &Socket, state: &SocketState, caller: &Caller) -> Result<(), 
 /// expired) the same way a last disconnect does.
 pub fn announce_expired(io: &Io, state: SocketState) {
     let io = io.clone();
-    let presence = state.app.messaging.presence.clone();
+    let presence = state.presence.clone();
     presence.set_offline_hook(std::sync::Arc::new(move |user: String| {
         let (io, state) = (io.clone(), state.clone());
         Box::pin(async move { announce(&state, &io, &user, "offline").await })

@@ -271,7 +271,7 @@ impl Metrics {
     pub fn refresh_process(&self) {
         self.cpu_seconds.set(super::system::cpu_seconds());
         self.resident_bytes
-            .set(crate::health::read_proc_status().rss as i64);
+            .set(super::system::read_proc_status().rss as i64);
     }
 
     /// The Prometheus text exposition.
@@ -309,12 +309,12 @@ impl Metrics {
             out
         };
         let total_memory = super::system::total_memory().max(1) as f64;
-        let rss = crate::health::read_proc_status().rss as f64;
+        let rss = super::system::read_proc_status().rss as f64;
         let round1 = |v: f64| (v * 10.0).round() / 10.0;
         // A small process on a large machine is a few hundredths of a percent.
         let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
         let metrics = SystemMetrics {
-            timestamp: crate::health::iso_now(),
+            timestamp: crate::db::now().to_iso_millis(),
             cpu_usage: round1(cpu_used / elapsed * 100.0),
             memory_usage: round3(rss / total_memory * 100.0),
             active_connections,
@@ -341,7 +341,7 @@ impl Metrics {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        m.timestamp = crate::health::iso_now();
+        m.timestamp = crate::db::now().to_iso_millis();
         m.active_connections = active_connections;
         m
     }

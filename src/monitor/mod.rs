@@ -1,5 +1,11 @@
 //! Monitoring: the `/auth` Socket.IO metrics stream (alias `/performance`, CONTRACT §11.5) and the
 //! Prometheus `/metrics` exposition, both from the figures in [`metrics::Metrics`].
+//!
+//! Other modules report into the process-wide counters ([`count_message`]); monitor itself reads
+//! only the database and the listeners' Socket.IO servers, never another domain module.
+//!
+//! State: [`Monitor`] (process-wide, the metrics sockets' state) and, per listener, [`MonitorState`]
+//! (what `/metrics` and the request recorder of that listener use).
 
 pub mod metrics;
 pub mod system;
@@ -7,8 +13,9 @@ pub mod system;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::Io;
-use crate::cluster::Socket;
+use crate::auth::TokenKeys;
+use crate::cluster::{Io, Socket};
+use crate::db::Db;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -19,8 +26,48 @@ use socketioxide::handler::ConnectHandler;
 
 pub use metrics::{count_message, messages_total, Metrics, SystemMetrics};
 
-use crate::messaging::socket::SocketState;
-use crate::state::{AppState, Listener};
+/// Process-wide monitoring, created once per server; the metrics sockets' state.
+#[derive(Clone)]
+pub struct Monitor {
+    pub metrics: Arc<Metrics>,
+    pub db: Db,
+    /// Verifies the admin token of a metrics socket.
+    pub tokens: TokenKeys,
+    /// `monitor.public`: metrics sockets without a token.
+    pub public: bool,
+}
+
+impl Monitor {
+    pub fn new(db: Db, tokens: TokenKeys, public: bool) -> Self {
+        Monitor {
+            metrics: Arc::new(Metrics::new()),
+            db,
+            tokens,
+            public,
+        }
+    }
+
+    /// The state of the listener called `service` (its `/health` name), whose Socket.IO server is
+    /// `io`.
+    pub fn on_listener(&self, service: &'static str, io: Option<Io>) -> MonitorState {
+        MonitorState {
+            metrics: self.metrics.clone(),
+            db: self.db.clone(),
+            service,
+            io,
+        }
+    }
+}
+
+/// What `/metrics` and the request recorder of one listener use.
+#[derive(Clone)]
+pub struct MonitorState {
+    pub metrics: Arc<Metrics>,
+    pub db: Db,
+    /// The listener's service name (a metrics label).
+    pub service: &'static str,
+    pub io: Option<Io>,
+}
 
 /// How often `system_metrics` is pushed to every metrics socket.
 pub const PUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -42,9 +89,9 @@ pub enum MonitorHandshakeError {
 /// to anyone, CONTRACT §14.2).
 async fn authorize(
     TryData(auth): TryData<Value>,
-    State(state): State<SocketState>,
+    State(state): State<Monitor>,
 ) -> Result<(), MonitorHandshakeError> {
-    if state.app.settings.monitor.public {
+    if state.public {
         return Ok(());
     }
     let token = auth
@@ -65,17 +112,17 @@ async fn authorize(
     Ok(())
 }
 
-async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
-    let metrics = state.app.monitor.latest(active_sockets(&io));
+async fn on_connect(s: Socket, io: Io, State(state): State<Monitor>) {
+    let metrics = state.metrics.latest(active_sockets(&io));
     if let Err(e) = s.emit("system_metrics", &metrics) {
         tracing::debug!(error = %e, "system_metrics not delivered");
     }
     s.on(
         "request_metrics",
-        async |s: Socket, io: Io, State(state): State<SocketState>| {
-            let metrics = state.app.monitor.latest(active_sockets(&io));
+        async |s: Socket, io: Io, State(state): State<Monitor>| {
+            let metrics = state.metrics.latest(active_sockets(&io));
             let _ = s.emit("system_metrics", &metrics);
-            match database_metrics(&state.app).await {
+            match database_metrics(&state.db).await {
                 Ok(tables) => {
                     let _ = s.emit("database_metrics", &tables);
                 }
@@ -107,12 +154,12 @@ pub fn active_sockets(io: &Io) -> u64 {
 
 /// Row counts of the main tables. The original sent invented constants here; flux sends only what
 /// it measures, and `null` for what it cannot.
-async fn database_metrics(app: &AppState) -> Result<Value, crate::db::DbError> {
+async fn database_metrics(db: &Db) -> Result<Value, crate::db::DbError> {
     use crate::db::schema;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
 
-    let mut conn = app.db.get_read().await?;
+    let mut conn = db.get_read().await?;
     let mut rows = Vec::new();
     macro_rules! count {
         ($name:literal, $table:path) => {{
@@ -140,17 +187,17 @@ async fn database_metrics(app: &AppState) -> Result<Value, crate::db::DbError> {
 
 /// Every `PUSH_INTERVAL`: probe the database, close the metrics window, push `system_metrics` to
 /// every metrics socket of every listener.
-pub async fn run_sampler(app: AppState, ios: Vec<(String, Io)>) {
+pub async fn run_sampler(monitor: Monitor, ios: Vec<(String, Io)>) {
     let mut tick = tokio::time::interval(PUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let started = Instant::now();
-        if app.db.ping().await.is_ok() {
-            app.monitor.record_db_probe(started.elapsed());
+        if monitor.db.ping().await.is_ok() {
+            monitor.metrics.record_db_probe(started.elapsed());
         }
         let sockets: u64 = ios.iter().map(|(_, io)| active_sockets(io)).sum();
-        let summary = app.monitor.summarise(sockets, app.db.pool_stats());
+        let summary = monitor.metrics.summarise(sockets, monitor.db.pool_stats());
         for (_, io) in &ios {
             for ns in NAMESPACES {
                 if let Some(op) = io.of(ns) {
@@ -171,19 +218,15 @@ pub async fn record_http(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let app = req.app_data::<web::Data<AppState>>().cloned();
-    let service = req
-        .app_data::<web::Data<Listener>>()
-        .map(|l| l.kind.service_name())
-        .unwrap_or("unknown");
+    let state = req.app_data::<web::Data<MonitorState>>().cloned();
     let response = next.call(req).await?;
-    if let Some(app) = app {
+    if let Some(state) = state {
         let route = response
             .request()
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_string());
-        app.monitor.record_http(
-            service,
+        state.metrics.record_http(
+            state.service,
             &method,
             &route,
             response.status().as_u16(),
@@ -193,21 +236,22 @@ pub async fn record_http(
     Ok(response)
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(prometheus));
+/// `/metrics`, with the listener's state (which [`record_http`] also reads).
+pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<MonitorState>) {
+    cfg.app_data(state)
+        .route("/metrics", web::get().to(prometheus));
 }
 
-async fn prometheus(app: web::Data<AppState>, listener: web::Data<Listener>) -> HttpResponse {
-    if let Some(io) = &listener.io {
+async fn prometheus(state: web::Data<MonitorState>) -> HttpResponse {
+    if let Some(io) = &state.io {
         for op in io.nsps() {
             let path = op.ns_path().to_owned();
             let count = op.sockets().len();
-            app.monitor
-                .set_sockets(listener.kind.service_name(), &path, count);
+            state.metrics.set_sockets(state.service, &path, count);
         }
     }
-    app.monitor.set_pool(app.db.pool_stats());
-    match app.monitor.export() {
+    state.metrics.set_pool(state.db.pool_stats());
+    match state.metrics.export() {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
             .body(text),
@@ -217,6 +261,3 @@ async fn prometheus(app: web::Data<AppState>, listener: web::Data<Listener>) -> 
         )),
     }
 }
-
-/// Shared handle type kept in `AppState`.
-pub type MonitorHandle = Arc<Metrics>;

@@ -1,5 +1,7 @@
 //! Process figures from Linux's /proc: CPU time, resident memory, machine memory.
 
+use serde_json::{json, Value};
+
 /// Clock ticks per second of /proc/<pid>/stat times; 100 on every Linux the project targets.
 const CLOCK_TICKS: f64 = 100.0;
 
@@ -36,6 +38,55 @@ pub fn total_memory() -> u64 {
         .unwrap_or(0)
 }
 
+/// The five memory keys the Node services reported, mapped to what Linux knows of this process:
+/// `rss` resident set, `heapTotal` data segment, `heapUsed` anonymous resident memory, `external`
+/// file-backed and shared resident memory; `arrayBuffers` has no counterpart and stays 0.
+pub fn memory_json() -> Value {
+    let m = read_proc_status();
+    json!({
+        "rss": m.rss,
+        "heapTotal": m.data,
+        "heapUsed": m.anon,
+        "external": m.file_and_shmem,
+        "arrayBuffers": 0,
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessMemory {
+    pub rss: u64,
+    pub data: u64,
+    pub anon: u64,
+    pub file_and_shmem: u64,
+}
+
+pub fn read_proc_status() -> ProcessMemory {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return ProcessMemory::default();
+    };
+    let mut m = ProcessMemory::default();
+    for line in status.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let kib: u64 = rest
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let bytes = kib * 1024;
+        match key {
+            "VmRSS" => m.rss = bytes,
+            "VmData" => m.data = bytes,
+            "RssAnon" => m.anon = bytes,
+            "RssFile" | "RssShmem" => m.file_and_shmem += bytes,
+            _ => {}
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -48,6 +99,6 @@ mod tests {
         std::hint::black_box(x);
         assert!(super::cpu_seconds() >= before);
         assert!(super::total_memory() > 0);
-        assert!(crate::health::read_proc_status().rss > 0);
+        assert!(super::read_proc_status().rss > 0);
     }
 }

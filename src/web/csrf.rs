@@ -1,4 +1,5 @@
-//! Double-submit CSRF protection (CONTRACT §2.3), on the auth and unified listeners.
+//! Double-submit CSRF protection (CONTRACT §2.3). The server wraps it around the listeners that need
+//! it (auth and unified; the legacy messaging service had none) with their [`CsrfPolicy`].
 //!
 //! - The `_csrf` cookie holds 64 hex characters; a write must echo it in `X-CSRF-Token` (or a `_csrf`
 //!   body field). Never from the query string: it would leak into logs and referrers.
@@ -19,24 +20,50 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::config::CsrfMode;
-use crate::state::{AppState, Listener};
-use crate::topology::ListenerKind;
+use crate::error::{ErrorCode, CODE_HEADER};
 
 pub const COOKIE: &str = "_csrf";
 pub const HEADER: &str = "x-csrf-token";
 
-/// Paths that never need a token (both spellings: the unified service serves them without `/api`).
-const EXEMPT_PREFIXES: &[&str] = &[
-    "/api/auth/google",
-    "/api/auth/apple",
-    "/api/monitoring",
-    "/auth/google",
-    "/auth/apple",
-    "/monitoring",
+/// Paths of the transport that never need a token.
+const TRANSPORT_EXEMPT: &[&str] = &[
     "/health",
     // Engine.IO polling posts are not browser form submissions and carry no cookie token.
     "/socket.io",
 ];
+
+/// How one listener checks CSRF.
+#[derive(Debug, Clone)]
+pub struct CsrfPolicy {
+    mode: CsrfMode,
+    /// `Secure` cookies (production: HTTPS only).
+    secure: bool,
+    /// Largest body searched for a `_csrf` field.
+    body_limit: usize,
+    /// Path prefixes the routes of this listener declare exempt (e.g. third-party sign-in posts).
+    exempt: Vec<&'static str>,
+}
+
+impl CsrfPolicy {
+    pub fn new(mode: CsrfMode, secure: bool, body_limit: usize) -> Self {
+        CsrfPolicy {
+            mode,
+            secure,
+            body_limit,
+            exempt: TRANSPORT_EXEMPT.to_vec(),
+        }
+    }
+
+    /// Adds path prefixes that never need a token.
+    pub fn exempt(mut self, prefixes: &[&'static str]) -> Self {
+        self.exempt.extend_from_slice(prefixes);
+        self
+    }
+
+    fn is_exempt(&self, path: &str) -> bool {
+        self.exempt.iter().any(|p| path.starts_with(p))
+    }
+}
 
 /// The token of the current request, for `GET /csrf-token`.
 #[derive(Debug, Clone)]
@@ -64,30 +91,16 @@ fn cookie(token: &str, secure: bool) -> Cookie<'static> {
 
 fn failure(error: &'static str, message: &'static str) -> HttpResponse {
     HttpResponse::build(StatusCode::FORBIDDEN)
-        .insert_header(("X-Error-Code", "csrf"))
+        .insert_header((CODE_HEADER, ErrorCode::CsrfFailed.as_str()))
         .json(json!({ "error": error, "message": message }))
 }
 
 pub async fn middleware(
+    policy: web::Data<CsrfPolicy>,
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let applies = req
-        .app_data::<web::Data<Listener>>()
-        .is_some_and(|l| matches!(l.kind, ListenerKind::Unified | ListenerKind::Auth));
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    if !applies {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let secure = state.settings.environment.is_production();
+    let secure = policy.secure;
     let cookie_token = req
         .cookie(COOKIE)
         .map(|c| c.value().to_owned())
@@ -120,14 +133,14 @@ pub async fn middleware(
     let path = req.path();
     // No route, no state change: let the JSON 404 answer instead of a CSRF error.
     let routed = req.resource_map().has_resource(path);
-    if !routed || EXEMPT_PREFIXES.iter().any(|p| path.starts_with(p)) {
+    if !routed || policy.is_exempt(path) {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    if state.settings.auth.csrf == CsrfMode::BearerExempt
-        && crate::web::identity::bearer_token(req.request()).is_some()
+    if policy.mode == CsrfMode::BearerExempt
+        && crate::web::request::bearer_token(req.request()).is_some()
     {
         return next
             .call(req)
@@ -141,7 +154,7 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if submitted.is_none() {
-        submitted = body_token(&mut req, state.settings.server.body_limit_bytes).await;
+        submitted = body_token(&mut req, policy.body_limit).await;
     }
     let (Some(expected), Some(submitted)) = (cookie_token, submitted) else {
         tracing::info!(path = %req.path(), "CSRF token missing");

@@ -1,10 +1,11 @@
-//! HTTP plumbing shared by every listener: CORS, security headers, request ids, body limits, the JSON
-//! 404, and the Socket.IO bridge.
+//! HTTP plumbing shared by every listener, and nothing of the domain: CORS, CSRF, rate limits,
+//! security headers, request ids and client addresses, body limits, paging, the JSON 404, and the
+//! Socket.IO bridge. Whoever builds a listener chooses which of these it wraps (see `server`); the
+//! pieces never ask which listener they run on.
 
 pub mod access_log;
 pub mod cors;
 pub mod csrf;
-pub mod identity;
 pub mod paging;
 pub mod rate_limit;
 pub mod request;
@@ -14,7 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{error, web, HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Headers helmet set on the original; the API serves JSON only, so the CSP can be shut tight.
 pub fn security_headers(production: bool) -> DefaultHeaders {
@@ -49,7 +50,7 @@ pub fn body_limits(cfg: &mut web::ServiceConfig, limit: usize) {
         web::FormConfig::default()
             .limit(limit)
             .error_handler(|_err, _req| {
-                ApiError::bad_request("invalid_form", "Invalid form body").into()
+                ApiError::bad_request(ErrorCode::InvalidBody, "Invalid form body").into()
             }),
     )
     .app_data(
@@ -57,7 +58,11 @@ pub fn body_limits(cfg: &mut web::ServiceConfig, limit: usize) {
             .error_handler(|_err, _req| ApiError::not_found("API endpoint not found").into()),
     )
     .app_data(web::QueryConfig::default().error_handler(|err, _req| {
-        ApiError::bad_request("invalid_query", format!("Invalid query string: {err}")).into()
+        ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("Invalid query string: {err}"),
+        )
+        .into()
     }));
 }
 
@@ -66,23 +71,23 @@ fn json_error(err: error::JsonPayloadError) -> ApiError {
     match err {
         E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::with_body(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             serde_json::json!({ "message": "Request body too large", "limit": limit }),
         ),
         E::ContentType => ApiError::message(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Content-Type must be application/json",
         ),
         E::Deserialize(e) if e.is_data() => ApiError::with_body(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             serde_json::json!({ "message": "Invalid request body", "error": e.to_string() }),
         ),
         E::Deserialize(_) | E::Serialize(_) => {
-            ApiError::bad_request("malformed_json", "Malformed JSON body")
+            ApiError::bad_request(ErrorCode::MalformedJson, "Malformed JSON body")
         }
-        _ => ApiError::bad_request("unreadable_body", "Request body could not be read"),
+        _ => ApiError::bad_request(ErrorCode::InvalidBody, "Request body could not be read"),
     }
 }
 

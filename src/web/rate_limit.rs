@@ -2,15 +2,19 @@
 //!
 //! - global: every request per client IP, except health probes, `/services`, `/metrics` and the
 //!   Socket.IO transport;
-//! - auth: `POST …/auth/signup` and `POST …/auth/login` per client IP;
-//! - lockout: failed logins per e-mail, counted in [`crate::auth`].
+//! - strict: a tighter budget on some `POST` paths per client IP (the server gives auth's sign-in
+//!   paths);
+//! - lockout: failed logins per e-mail, counted in `auth` on the same [`LimitStore`].
+//!
+//! The server wraps the middleware around the listeners that had limits (auth and unified) with
+//! their [`RateLimiter`].
 //!
 //! Counters live behind [`LimitStore`], so they can move to Redis without touching the callers;
 //! [`MemoryStore`] keeps them in process. Hand-written rather than `actix-governor`: the legacy wire
 //! needs express-rate-limit's fixed windows, its draft-6 headers and its exact 429 bodies.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -21,9 +25,6 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use futures_util::future::BoxFuture;
 use serde_json::json;
-
-use crate::state::{AppState, Listener};
-use crate::topology::ListenerKind;
 
 /// One counted hit in a fixed window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,24 +131,54 @@ impl LimitStore for MemoryStore {
     }
 }
 
-/// The limiter's view of one request: which budget applies and what the 429 says.
-struct Policy {
-    name: &'static str,
-    max: u32,
-    window: Duration,
-    message: &'static str,
+/// One budget: how many requests per window per client, and what the 429 says.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Part of the counter's key (`rl:<name>:<ip>`), so it must stay stable across versions.
+    pub name: &'static str,
+    pub max: u32,
+    pub window: Duration,
+    pub message: &'static str,
 }
 
-const GLOBAL_MESSAGE: &str = "Too many requests from this IP, please try again later.";
-const AUTH_MESSAGE: &str = "Too many authentication attempts, please try again in 15 minutes.";
+/// The global budget's 429 text (express-rate-limit's, as the original configured it).
+pub const GLOBAL_MESSAGE: &str = "Too many requests from this IP, please try again later.";
 
-fn is_auth_attempt(req: &ServiceRequest) -> bool {
-    if req.method() != Method::POST {
-        return false;
+/// The rate limits of one listener.
+#[derive(Clone)]
+pub struct RateLimiter {
+    store: Arc<dyn LimitStore>,
+    trusted_proxies: usize,
+    global: Budget,
+    /// A second budget for `POST`s to these paths (with or without the `/api` prefix).
+    strict: Option<(Budget, &'static [&'static str])>,
+}
+
+impl RateLimiter {
+    pub fn new(store: Arc<dyn LimitStore>, trusted_proxies: usize, global: Budget) -> Self {
+        RateLimiter {
+            store,
+            trusted_proxies,
+            global,
+            strict: None,
+        }
     }
-    let path = req.path().trim_end_matches('/');
-    let path = path.strip_prefix("/api").unwrap_or(path);
-    path == "/auth/login" || path == "/auth/signup"
+
+    /// Also counts `POST`s to `paths` against `budget`.
+    pub fn strict(mut self, budget: Budget, paths: &'static [&'static str]) -> Self {
+        self.strict = Some((budget, paths));
+        self
+    }
+
+    fn strict_for(&self, req: &ServiceRequest) -> Option<&Budget> {
+        let (budget, paths) = self.strict.as_ref()?;
+        if req.method() != Method::POST {
+            return None;
+        }
+        let path = req.path().trim_end_matches('/');
+        let path = path.strip_prefix("/api").unwrap_or(path);
+        paths.contains(&path).then_some(budget)
+    }
 }
 
 fn exempt(req: &ServiceRequest) -> bool {
@@ -160,57 +191,39 @@ fn exempt(req: &ServiceRequest) -> bool {
         || path == "/metrics"
 }
 
-/// The global and auth limiters, on the auth and unified listeners (the legacy messaging service had
-/// its own, looser setup; collab has none).
 pub async fn middleware(
+    limiter: web::Data<RateLimiter>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let applies = req
-        .app_data::<web::Data<Listener>>()
-        .is_some_and(|l| matches!(l.kind, ListenerKind::Unified | ListenerKind::Auth));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let (Some(state), true) = (state, applies && !exempt(&req)) else {
+    if exempt(&req) {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body);
-    };
-    let limits = &state.settings.rate_limit;
-    let window = Duration::from_millis(limits.window_ms.max(1));
-    let ip = crate::web::identity::client_ip(req.request(), state.settings.server.trusted_proxies)
+    }
+    let ip = crate::web::request::client_ip(req.request(), limiter.trusted_proxies)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
 
-    let mut policies = vec![Policy {
-        name: "global",
-        max: limits.max_requests,
-        window,
-        message: GLOBAL_MESSAGE,
-    }];
-    if is_auth_attempt(&req) {
-        policies.push(Policy {
-            name: "auth",
-            max: limits.auth_max,
-            // The legacy auth limiter had a fixed 15-minute window whatever RATE_LIMIT_WINDOW_MS said.
-            window: Duration::from_secs(15 * 60),
-            message: AUTH_MESSAGE,
-        });
+    let mut budgets = vec![&limiter.global];
+    if let Some(strict) = limiter.strict_for(&req) {
+        budgets.push(strict);
     }
 
-    let store = state.auth.limits.as_ref();
+    let store = limiter.store.as_ref();
     let mut shown = None;
-    for policy in &policies {
-        let key = format!("rl:{}:{ip}", policy.name);
-        let hit = store.hit(&key, policy.window).await;
-        if hit.count > policy.max {
-            tracing::info!(limiter = policy.name, %ip, "rate limit exceeded");
-            let retry_after = policy.window.as_secs();
+    for budget in budgets {
+        let key = format!("rl:{}:{ip}", budget.name);
+        let hit = store.hit(&key, budget.window).await;
+        if hit.count > budget.max {
+            tracing::info!(limiter = budget.name, %ip, "rate limit exceeded");
+            let retry_after = budget.window.as_secs();
             let mut res = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
-                "error": policy.message,
-                "message": policy.message,
+                "error": budget.message,
+                "message": budget.message,
                 "retryAfter": retry_after,
             }));
-            set_headers(res.headers_mut(), policy, hit);
+            set_headers(res.headers_mut(), budget, hit);
             let secs = hit.reset_in.as_secs().max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut()
@@ -218,17 +231,17 @@ pub async fn middleware(
             }
             return Ok(req.into_response(res).map_into_right_body());
         }
-        shown = Some((policy, hit));
+        shown = Some((budget.clone(), hit));
     }
     let mut res = next.call(req).await?;
-    if let Some((policy, hit)) = shown {
-        set_headers(res.headers_mut(), policy, hit);
+    if let Some((budget, hit)) = shown {
+        set_headers(res.headers_mut(), &budget, hit);
     }
     Ok(res.map_into_left_body())
 }
 
 /// express-rate-limit's `standardHeaders: true` (IETF draft 6).
-fn set_headers(headers: &mut actix_web::http::header::HeaderMap, policy: &Policy, hit: Hit) {
+fn set_headers(headers: &mut actix_web::http::header::HeaderMap, policy: &Budget, hit: Hit) {
     let remaining = policy.max.saturating_sub(hit.count);
     let reset = hit.reset_in.as_secs().max(1);
     let pairs = [

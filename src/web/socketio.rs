@@ -17,12 +17,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use engineioxide::service::NotFoundService;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
+use socketioxide::adapter::Adapter;
 use socketioxide::service::SocketIoService;
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 
-use crate::cluster::Adapter;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Bytes in flight each way between actix and socketioxide before the writer waits; both sides
 /// drain it continuously, so it only bounds a burst.
@@ -31,15 +31,23 @@ const DUPLEX_BUFFER: usize = 64 * 1024;
 /// should not pin a large buffer (thousands of them are the common case).
 const OUTBOUND_CHUNK: usize = 1024;
 
-/// The socketioxide service shared by every actix worker of one listener.
-#[derive(Clone)]
-pub struct SocketIoBridge {
-    service: SocketIoService<NotFoundService, Adapter>,
+/// The socketioxide service shared by every actix worker of one listener, whatever its adapter.
+pub struct SocketIoBridge<A: Adapter> {
+    service: SocketIoService<NotFoundService, A>,
     max_polling_body: usize,
 }
 
-impl SocketIoBridge {
-    pub fn new(service: SocketIoService<NotFoundService, Adapter>, max_payload: u64) -> Self {
+impl<A: Adapter> Clone for SocketIoBridge<A> {
+    fn clone(&self) -> Self {
+        SocketIoBridge {
+            service: self.service.clone(),
+            max_polling_body: self.max_polling_body,
+        }
+    }
+}
+
+impl<A: Adapter> SocketIoBridge<A> {
+    pub fn new(service: SocketIoService<NotFoundService, A>, max_payload: u64) -> Self {
         // A polling POST carries at most one max-size packet plus its framing.
         let max_polling_body = usize::try_from(max_payload)
             .unwrap_or(usize::MAX)
@@ -52,14 +60,15 @@ impl SocketIoBridge {
 }
 
 /// Mount under `/socket.io` (the path the frontend's clients use).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/socket.io").default_service(web::to(dispatch)));
+pub fn routes<A: Adapter>(cfg: &mut web::ServiceConfig, bridge: SocketIoBridge<A>) {
+    cfg.app_data(web::Data::new(bridge))
+        .service(web::scope("/socket.io").default_service(web::to(dispatch::<A>)));
 }
 
-async fn dispatch(
+async fn dispatch<A: Adapter>(
     req: HttpRequest,
     payload: web::Payload,
-    bridge: web::Data<SocketIoBridge>,
+    bridge: web::Data<SocketIoBridge<A>>,
 ) -> Result<HttpResponse, ApiError> {
     if is_websocket_upgrade(&req) {
         websocket(req, payload, bridge.get_ref().clone()).await
@@ -78,7 +87,7 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
 fn bad_transport(reason: &str) -> ApiError {
     ApiError::with_body(
         StatusCode::BAD_REQUEST,
-        "bad_socketio_request",
+        ErrorCode::BadTransport,
         serde_json::json!({ "code": 3, "message": "Bad request", "reason": reason }),
     )
 }
@@ -101,10 +110,10 @@ fn convert_head<B>(req: &HttpRequest, body: B) -> Result<http::Request<B>, ApiEr
     Ok(converted)
 }
 
-async fn polling(
+async fn polling<A: Adapter>(
     req: HttpRequest,
     payload: web::Payload,
-    bridge: SocketIoBridge,
+    bridge: SocketIoBridge<A>,
 ) -> Result<HttpResponse, ApiError> {
     let body = match payload.to_bytes_limited(bridge.max_polling_body).await {
         Ok(Ok(body)) => body,
@@ -112,7 +121,7 @@ async fn polling(
         Err(_) => {
             return Err(ApiError::message(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "Payload too large",
             ))
         }
@@ -165,10 +174,10 @@ fn engine_io_error(status: StatusCode, body: &[u8]) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
-async fn websocket(
+async fn websocket<A: Adapter>(
     req: HttpRequest,
     mut payload: web::Payload,
-    bridge: SocketIoBridge,
+    bridge: SocketIoBridge<A>,
 ) -> Result<HttpResponse, ApiError> {
     let mut handshake = actix_http::ws::handshake(req.head())
         .map_err(|_| bad_transport("websocket handshake refused"))?;

@@ -1,6 +1,8 @@
 //! Helpers for the auth and users tests: a client that does what the frontend does (CSRF cookie +
 //! header, Bearer tokens) against a `TestServer`.
 #![allow(dead_code)]
+// Test helpers, outside `#[test]` functions: clippy.toml's test allowance does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -181,11 +183,11 @@ pub async fn server(
     backend: crate::common::Backend,
     tweak: impl FnOnce(&mut flux::config::Settings),
 ) -> TestServer {
-    server_for(flux::cli::Target::Unified, backend, tweak).await
+    server_for(flux::topology::Target::Unified, backend, tweak).await
 }
 
 pub async fn server_for(
-    target: flux::cli::Target,
+    target: flux::topology::Target,
     backend: crate::common::Backend,
     tweak: impl FnOnce(&mut flux::config::Settings),
 ) -> TestServer {
@@ -197,6 +199,6 @@ pub async fn server_for(
     .await
 }
 
-pub fn state(t: &TestServer) -> &flux::state::AppState {
+pub fn state(t: &TestServer) -> &flux::server::Shared {
     t.server.as_ref().expect("running").state()
 }

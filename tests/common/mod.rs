@@ -3,14 +3,16 @@
 //! Every storage-touching test runs on SQLite, and on PostgreSQL too when `FLUX_TEST_DATABASE_URL`
 //! is set (a fresh database per test server, dropped afterwards).
 #![allow(dead_code)]
+// Test helpers, outside `#[test]` functions: clippy.toml's test allowance does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use flux::cli::Target;
 use flux::config::Settings;
 use flux::db::testing::TestDatabase;
 use flux::server::Server;
 use flux::topology::ListenerKind;
+use flux::topology::Target;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 

@@ -2,6 +2,8 @@
 //! accounts routes are another module), mint tokens, call REST, and a small Socket.IO v5 client over
 //! websocket (Engine.IO v4 text frames), enough to drive every messaging event from Rust.
 #![allow(dead_code)]
+// Test helpers, outside `#[test]` functions: clippy.toml's test allowance does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

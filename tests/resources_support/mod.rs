@@ -1,6 +1,8 @@
 //! Helpers for the teams, organizations, projects and files tests: users inserted straight into
 //! storage with minted tokens, JSON calls, multipart bodies, and conversations to link.
 #![allow(dead_code)]
+// Test helpers, outside `#[test]` functions: clippy.toml's test allowance does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;

@@ -29,12 +29,13 @@ use serde_json::json;
 use self::sniff::is_inline_image;
 use self::storage::{is_stored_name, BlobStore, LocalDisk};
 use self::store::FileRow;
-use super::tx::{db_fail, TxError};
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Json, Timestamp};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::{bearer_token, AuthUser};
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::membership::{self, Scope};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
+use crate::web::request::bearer_token;
 
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const MAX_TAGS: usize = 50;
@@ -127,15 +128,15 @@ impl From<FileRow> for FileMeta {
 }
 
 fn no_files() -> ApiError {
-    ApiError::bad_request("no_files", "No files uploaded")
+    ApiError::bad_request(ErrorCode::MissingField, "No files uploaded")
 }
 
 fn no_file() -> ApiError {
-    ApiError::bad_request("no_file", "No file uploaded")
+    ApiError::bad_request(ErrorCode::MissingField, "No file uploaded")
 }
 
 fn file_not_found() -> ApiError {
-    ApiError::message(StatusCode::NOT_FOUND, "file_not_found", "File not found")
+    ApiError::message(StatusCode::NOT_FOUND, ErrorCode::NotFound, "File not found")
 }
 
 /// What one upload route accepts and how it words its errors.
@@ -152,7 +153,7 @@ struct UploadSpec {
 /// Receives a form, checks the project, and records every stored file; refused or failed uploads
 /// leave no bytes behind.
 async fn receive_and_record(
-    state: &AppState,
+    state: &AccountsState,
     user: &AuthUser,
     req: &HttpRequest,
     payload: web::Payload,
@@ -174,7 +175,7 @@ async fn receive_and_record(
         .files
         .iter()
         .map(|f| FileRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::new_id(),
             owner_id: user.id.clone(),
             project_id: form.project_id.clone(),
             original_name: f.original_name.clone(),
@@ -200,21 +201,18 @@ async fn receive_and_record(
             .db
             .transaction(async move |mut conn| {
                 if let Some(project) = &project_id {
-                    if super::projects::store::project(&mut conn, project)
-                        .await?
-                        .is_none()
-                    {
+                    if !membership::exists(&mut conn, Scope::Project(project)).await? {
                         return Err(ApiError::message(
                             StatusCode::NOT_FOUND,
-                            "project_not_found",
+                            ErrorCode::NotFound,
                             "Project not found",
                         )
                         .into());
                     }
-                    if !super::projects::is_member(&mut conn, project, &user_id).await? {
+                    if !membership::is_member(&mut conn, Scope::Project(project), &user_id).await? {
                         return Err(ApiError::message(
                             StatusCode::FORBIDDEN,
-                            "access_denied",
+                            ErrorCode::Forbidden,
                             "Access denied",
                         )
                         .into());
@@ -238,7 +236,7 @@ async fn receive_and_record(
 }
 
 async fn upload_files(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     req: HttpRequest,
     payload: web::Payload,
@@ -260,7 +258,7 @@ async fn upload_files(
 }
 
 async fn upload_single(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     req: HttpRequest,
     payload: web::Payload,
@@ -301,7 +299,7 @@ struct ListQuery {
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -318,7 +316,7 @@ async fn list(
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -340,7 +338,7 @@ struct UpdateBody {
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<UpdateBody>,
@@ -352,12 +350,12 @@ async fn update(
         .is_some_and(|d| d.contains('\0'))
         || body.tags.iter().flatten().any(|t| t.contains('\0'));
     if nul {
-        return Err(super::teams::nul_text());
+        return Err(crate::input::nul_text());
     }
     if let Some(d) = &body.description {
         if d.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(ApiError::bad_request(
-                "too_long",
+                ErrorCode::InvalidInput,
                 format!("Description must be at most {MAX_DESCRIPTION_CHARS} characters"),
             ));
         }
@@ -372,7 +370,7 @@ async fn update(
                 .collect();
             if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
                 return Err(ApiError::bad_request(
-                    "invalid_tags",
+                    ErrorCode::InvalidInput,
                     format!("At most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters"),
                 ));
             }
@@ -408,7 +406,7 @@ async fn update(
 }
 
 async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -452,7 +450,7 @@ fn header_filename(original: &str, fallback: &str) -> String {
 }
 
 async fn download(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<DownloadQuery>,
@@ -476,9 +474,11 @@ async fn download(
         let allowed = match (&caller, &row.project_id) {
             (None, _) => false,
             (Some(id), _) if *id == row.owner_id => true,
-            (Some(id), Some(project)) => super::projects::is_member(&mut conn, project, id)
-                .await
-                .map_err(db_fail(fail))?,
+            (Some(id), Some(project)) => {
+                membership::is_member(&mut conn, Scope::Project(project), id)
+                    .await
+                    .map_err(db_fail(fail))?
+            }
             (Some(_), None) => false,
         };
         // The same 404 as a missing file: a private file's existence is not disclosed.
@@ -545,7 +545,7 @@ async fn download(
             let len = bytes.len();
             return Err(ApiError::with_body(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 json!({"message": "Range not satisfiable", "size": len}),
             ));
         }

@@ -28,7 +28,9 @@ pub fn is_stored_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
-/// A random stored name with the extension of the sniffed type.
+/// A random stored name with the extension of the sniffed type. Deliberately a UUIDv4, not the v7 of
+/// row ids: the name is the capability of a public chat attachment, so all 122 bits stay random
+/// (a v7 would give away the upload time and keep only 74 random bits).
 pub fn new_stored_name(ext: &str) -> String {
     format!("{}.{ext}", uuid::Uuid::new_v4().simple())
 }

@@ -3,9 +3,9 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::accounts::tx::usable_id;
 use crate::db::schema::files;
 use crate::db::{Conn, DbError, Json, Timestamp};
+use crate::input::usable_id;
 use crate::web::paging::Page;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

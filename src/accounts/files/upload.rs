@@ -12,7 +12,7 @@ use serde_json::json;
 use super::sniff::{sniff, FileType};
 use super::storage::{new_stored_name, BlobStore};
 use super::FileServices;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Largest text field (such as `projectId`) accepted next to the files.
 const MAX_TEXT_FIELD: usize = 1024;
@@ -40,7 +40,7 @@ fn unexpected_field() -> ApiError {
     // multer's body, plus `message` for the frontend's error display (CONTRACT §13 #12).
     ApiError::with_body(
         StatusCode::BAD_REQUEST,
-        "unexpected_file_field",
+        ErrorCode::InvalidBody,
         json!({"error": "Unexpected file field", "message": "Unexpected file field"}),
     )
 }
@@ -59,7 +59,7 @@ fn human_limit(bytes: u64) -> String {
 fn too_large(limit: u64) -> ApiError {
     ApiError::with_body(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "file_too_large",
+        ErrorCode::PayloadTooLarge,
         json!({"error": "File too large", "limit": human_limit(limit), "message": "File too large"}),
     )
 }
@@ -67,13 +67,13 @@ fn too_large(limit: u64) -> ApiError {
 pub fn unsupported() -> ApiError {
     ApiError::message(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_file_type",
+        ErrorCode::UnsupportedMediaType,
         "Unsupported file type",
     )
 }
 
 fn malformed() -> ApiError {
-    ApiError::bad_request("invalid_multipart", "Invalid multipart body")
+    ApiError::bad_request(ErrorCode::InvalidBody, "Invalid multipart body")
 }
 
 /// The display name: the last path component of what the client sent, without control characters,
@@ -201,7 +201,7 @@ async fn read_all(
             text_fields += 1;
             if text_fields > MAX_TEXT_FIELDS {
                 return Err(ApiError::bad_request(
-                    "too_many_fields",
+                    ErrorCode::InvalidBody,
                     "Too many form fields",
                 ));
             }
@@ -209,18 +209,20 @@ async fn read_all(
                 .await
                 .map_err(|e| {
                     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::bad_request("field_too_large", "Form field too large")
+                        ApiError::bad_request(ErrorCode::PayloadTooLarge, "Form field too large")
                     } else {
                         e
                     }
                 })?;
             if name == "projectId" {
                 let value = std::str::from_utf8(&value)
-                    .map_err(|_| ApiError::bad_request("invalid_project", "Invalid projectId"))?
+                    .map_err(|_| {
+                        ApiError::bad_request(ErrorCode::InvalidInput, "Invalid projectId")
+                    })?
                     .trim();
                 if value.contains('\0') {
                     return Err(ApiError::bad_request(
-                        "invalid_project",
+                        ErrorCode::InvalidInput,
                         "Invalid projectId",
                     ));
                 }

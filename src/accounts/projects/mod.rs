@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::store::{ProjectMemberRow, ProjectRow};
-use super::teams::{
-    description_field, description_update, msg, name_too_long, required_name, text_field,
-};
-use super::tx::{db_fail, TxError};
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Conn, DbError, Timestamp};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::input::{
+    description_field, description_update, name_too_long, required_name, text_field,
+};
+use crate::membership::{self, Scope};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -114,15 +114,15 @@ async fn load(conn: &mut Conn<'_>, row: ProjectRow) -> Result<Project, DbError> 
 }
 
 fn project_not_found() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::NOT_FOUND,
-        "project_not_found",
+        ErrorCode::NotFound,
         "Project not found",
     )
 }
 
 fn access_denied() -> ApiError {
-    msg(StatusCode::FORBIDDEN, "access_denied", "Access denied")
+    ApiError::message(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "Access denied")
 }
 
 fn pick(value: Option<&str>, allowed: &[&str], what: &str) -> Result<Option<String>, ApiError> {
@@ -131,7 +131,7 @@ fn pick(value: Option<&str>, allowed: &[&str], what: &str) -> Result<Option<Stri
         Some(v) if allowed.contains(&v) => Ok(Some(v.to_owned())),
         Some(_) => Err(ApiError::message(
             StatusCode::BAD_REQUEST,
-            "invalid_field",
+            ErrorCode::InvalidInput,
             format!("Invalid project {what}. Allowed: {}", allowed.join(", ")),
         )),
     }
@@ -148,7 +148,7 @@ struct ProjectBody {
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ProjectBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -165,7 +165,7 @@ async fn create(
         .filter(|t| !t.is_empty());
     let at = now();
     let row = ProjectRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::db::new_id(),
         name,
         description,
         group_id: team_id,
@@ -188,15 +188,15 @@ async fn create(
         .transaction(async move |mut conn| {
             // A project may sit in a team only if its creator belongs to that team.
             if let Some(team) = &row.group_id {
-                if super::teams::store::group(&mut conn, team).await?.is_none() {
-                    return Err(
-                        msg(StatusCode::NOT_FOUND, "team_not_found", "Team not found").into(),
-                    );
+                if !membership::exists(&mut conn, Scope::Team(team)).await? {
+                    return Err(ApiError::message(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "Team not found",
+                    )
+                    .into());
                 }
-                if super::teams::store::member(&mut conn, team, &owner.user_id)
-                    .await?
-                    .is_none()
-                {
+                if !membership::is_member(&mut conn, Scope::Team(team), &owner.user_id).await? {
                     return Err(access_denied().into());
                 }
             }
@@ -211,7 +211,7 @@ async fn create(
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -248,12 +248,15 @@ async fn project_for_member(
     let row = store::project(conn, id)
         .await?
         .ok_or_else(project_not_found)?;
-    let member = store::member(conn, id, user_id).await?.ok_or_else(denied)?;
+    let member = membership::member(conn, Scope::Project(id), user_id)
+        .await?
+        .map(|m| ProjectMemberRow::of(id, m))
+        .ok_or_else(denied)?;
     Ok((row, member))
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -268,15 +271,15 @@ async fn get(
 }
 
 fn permission_denied() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::FORBIDDEN,
-        "permission_denied",
+        ErrorCode::Forbidden,
         "Permission denied",
     )
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<ProjectBody>,
@@ -330,7 +333,7 @@ struct ChannelBody {
 }
 
 async fn link_channel(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<ChannelBody>,
@@ -341,9 +344,9 @@ async fn link_channel(
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
-            msg(
+            ApiError::message(
                 StatusCode::BAD_REQUEST,
-                "channel_required",
+                ErrorCode::MissingField,
                 "Channel ID is required",
             )
         })?;
@@ -354,19 +357,17 @@ async fn link_channel(
         .transaction(async move |mut conn| {
             let (mut row, _) = project_for_member(&mut conn, &id, &user_id, access_denied).await?;
             // The original linked any id (CONTRACT §14.2): the channel must exist and be the caller's.
-            if store::conversation_name(&mut conn, &channel_id)
-                .await?
-                .is_none()
-            {
-                return Err(msg(
-                    StatusCode::NOT_FOUND,
-                    "channel_not_found",
-                    "Channel not found",
-                )
-                .into());
-            }
-            if !store::can_use_conversation(&mut conn, &channel_id, &user_id).await? {
-                return Err(access_denied().into());
+            match membership::conversation_access(&mut conn, &channel_id, &user_id).await? {
+                membership::Access::Allowed(_) => {}
+                membership::Access::Denied => return Err(access_denied().into()),
+                membership::Access::NotFound => {
+                    return Err(ApiError::message(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "Channel not found",
+                    )
+                    .into())
+                }
             }
             let at = now();
             row.channel_id = Some(channel_id);
@@ -382,7 +383,7 @@ async fn link_channel(
 }
 
 async fn channel(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -396,10 +397,10 @@ async fn channel(
     // `channel` is additive: useProjectChannel reads `data.channel` (CONTRACT §13 #5).
     let channel = match &metadata {
         Some(m) => {
-            let name = store::conversation_name(&mut conn, &m.channel_id)
+            let name = membership::conversation(&mut conn, &m.channel_id)
                 .await
                 .map_err(db_fail(fail))?
-                .flatten();
+                .and_then(|c| c.name);
             json!({
                 "id": m.channel_id,
                 "name": name,
@@ -415,13 +416,4 @@ async fn channel(
         "hasChannel": metadata.is_some(),
         "channel": channel,
     })))
-}
-
-/// Whether `user_id` belongs to the project (files of a project are readable by its members).
-pub(crate) async fn is_member(
-    conn: &mut Conn<'_>,
-    project_id: &str,
-    user_id: &str,
-) -> Result<bool, DbError> {
-    Ok(store::member(conn, project_id, user_id).await?.is_some())
 }

@@ -3,11 +3,9 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::accounts::tx::usable_id;
-use crate::db::schema::{
-    conversation_participants, conversations, group_members, project_members, projects,
-};
+use crate::db::schema::{project_members, projects};
 use crate::db::{Conn, DbError, Timestamp};
+use crate::input::usable_id;
 use crate::web::paging::Page;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -35,6 +33,18 @@ pub struct ProjectMemberRow {
     pub joined_at: Timestamp,
 }
 
+impl ProjectMemberRow {
+    /// A project membership as [`crate::membership`] found it.
+    pub fn of(project_id: &str, m: crate::membership::Member) -> ProjectMemberRow {
+        ProjectMemberRow {
+            project_id: project_id.to_owned(),
+            user_id: m.user_id,
+            role: m.role,
+            joined_at: m.joined_at,
+        }
+    }
+}
+
 pub async fn project(conn: &mut Conn<'_>, id: &str) -> Result<Option<ProjectRow>, DbError> {
     if !usable_id(id) {
         return Ok(None);
@@ -43,24 +53,6 @@ pub async fn project(conn: &mut Conn<'_>, id: &str) -> Result<Option<ProjectRow>
         projects::table
             .find(id)
             .select(ProjectRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?)
-}
-
-pub async fn member(
-    conn: &mut Conn<'_>,
-    project_id: &str,
-    user_id: &str,
-) -> Result<Option<ProjectMemberRow>, DbError> {
-    if !usable_id(project_id) || !usable_id(user_id) {
-        return Ok(None);
-    }
-    Ok(crate::db!(conn, |c| {
-        project_members::table
-            .find((project_id, user_id))
-            .select(ProjectMemberRow::as_select())
             .first(c)
             .await
             .optional()
@@ -139,73 +131,4 @@ pub async fn update(conn: &mut Conn<'_>, project: &ProjectRow) -> Result<(), DbE
             .await
     })?;
     Ok(())
-}
-
-/// The name of a conversation, `None` when it does not exist.
-pub async fn conversation_name(
-    conn: &mut Conn<'_>,
-    id: &str,
-) -> Result<Option<Option<String>>, DbError> {
-    if !usable_id(id) {
-        return Ok(None);
-    }
-    Ok(crate::db!(conn, |c| {
-        conversations::table
-            .find(id)
-            .select(conversations::name)
-            .first(c)
-            .await
-            .optional()
-    })?)
-}
-
-/// Whether `user_id` may use a conversation (ARCHITECTURE §4): an explicit participant, a member of
-/// its team, or a member of its project.
-pub async fn can_use_conversation(
-    conn: &mut Conn<'_>,
-    id: &str,
-    user_id: &str,
-) -> Result<bool, DbError> {
-    if !usable_id(id) {
-        return Ok(false);
-    }
-    let participant: i64 = crate::db!(conn, |c| {
-        conversation_participants::table
-            .filter(conversation_participants::conversation_id.eq(id))
-            .filter(conversation_participants::user_id.eq(user_id))
-            .count()
-            .get_result(c)
-            .await
-    })?;
-    if participant > 0 {
-        return Ok(true);
-    }
-    let owners: Option<(Option<String>, Option<String>)> = crate::db!(conn, |c| {
-        conversations::table
-            .find(id)
-            .select((conversations::group_id, conversations::project_id))
-            .first(c)
-            .await
-            .optional()
-    })?;
-    let Some((group_id, project_id)) = owners else {
-        return Ok(false);
-    };
-    if let Some(group_id) = group_id {
-        let n: i64 = crate::db!(conn, |c| {
-            group_members::table
-                .filter(group_members::group_id.eq(&group_id))
-                .filter(group_members::user_id.eq(user_id))
-                .count()
-                .get_result(c)
-                .await
-        })?;
-        if n > 0 {
-            return Ok(true);
-        }
-    }
-    if let Some(project_id) = project_id {
-        return Ok(member(conn, &project_id, user_id).await?.is_some());
-    }
-    Ok(false)
 }

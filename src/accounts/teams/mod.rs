@@ -15,13 +15,17 @@ use serde_json::json;
 
 use self::model::{
     team_view, GroupRow, InviteRow, MemberRow, Team, TeamMember, KIND_TEAM, MAX_DESCRIPTION_CHARS,
-    MAX_EMAIL_CHARS, MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
+    MAX_NAME_CHARS, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER,
 };
-use super::tx::{db_fail, TxError};
+use crate::accounts::AccountsState;
+use crate::auth::identity::AuthUser;
 use crate::db::{now, Conn};
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::identity::AuthUser;
+use crate::error::{db_fail, ApiError, ErrorCode, TxError};
+use crate::input::{
+    description_field, description_update, name_too_long, plausible_email, required_name,
+    text_field,
+};
+use crate::membership::{self, Scope};
 use crate::web::paging::{PageQuery, MAX_LIMIT};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -38,96 +42,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/teams/{id}/members/{user_id}", web::put().to(change_role));
 }
 
-pub(crate) fn msg(status: StatusCode, code: &'static str, text: &str) -> ApiError {
-    ApiError::message(status, code, text)
-}
-
 fn team_not_found() -> ApiError {
-    msg(StatusCode::NOT_FOUND, "team_not_found", "Team not found")
+    ApiError::message(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Team not found")
 }
 
 fn permission_denied() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::FORBIDDEN,
-        "permission_denied",
+        ErrorCode::Forbidden,
         "Permission denied",
     )
 }
 
 fn last_owner() -> ApiError {
-    msg(
+    ApiError::message(
         StatusCode::BAD_REQUEST,
-        "last_owner",
+        ErrorCode::Protected,
         "A team must keep at least one owner",
     )
-}
-
-/// Text fields may not carry NUL bytes (PostgreSQL cannot store them).
-pub(crate) fn nul_text() -> ApiError {
-    msg(
-        StatusCode::BAD_REQUEST,
-        "invalid_text",
-        "Text must not contain NUL characters",
-    )
-}
-
-/// Trimmed text, `None` when empty; 400 with `too_long` when over `max` characters.
-pub(crate) fn text_field(
-    value: Option<&str>,
-    max: usize,
-    too_long: &str,
-) -> Result<Option<String>, ApiError> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if v.chars().count() > max {
-        return Err(msg(StatusCode::BAD_REQUEST, "too_long", too_long));
-    }
-    if v.contains('\0') {
-        return Err(nul_text());
-    }
-    Ok(Some(v.to_owned()))
-}
-
-/// A name the route requires: `{what} name is required` when missing or blank.
-pub(crate) fn required_name(
-    value: Option<&str>,
-    max: usize,
-    what: &str,
-) -> Result<String, ApiError> {
-    text_field(value, max, &name_too_long(what, max))?.ok_or_else(|| {
-        msg(
-            StatusCode::BAD_REQUEST,
-            "name_required",
-            &format!("{what} name is required"),
-        )
-    })
-}
-
-/// A description on create: trimmed, `None` when blank.
-pub(crate) fn description_field(
-    value: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
-    text_field(value, max, &description_too_long(max))
-}
-
-/// A description on update: absent keeps the old one, an empty string clears it (CONTRACT §6).
-pub(crate) fn description_update(
-    value: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
-    value
-        .map(|d| description_field(Some(d), max).map(Option::unwrap_or_default))
-        .transpose()
-}
-
-pub(crate) fn name_too_long(what: &str, max: usize) -> String {
-    format!("{what} name must be at most {max} characters")
-}
-
-pub(crate) fn description_too_long(max: usize) -> String {
-    format!("Description must be at most {max} characters")
 }
 
 /// A team with its members and invites, as `viewer` may see it.
@@ -150,7 +82,7 @@ pub(crate) struct GroupBody {
 
 /// Creates a team or an organization with its creator as the only member.
 pub(crate) async fn create_group(
-    state: &AppState,
+    state: &AccountsState,
     user: &AuthUser,
     kind: &str,
     name: String,
@@ -159,7 +91,7 @@ pub(crate) async fn create_group(
 ) -> Result<GroupRow, TxError> {
     let at = now();
     let group = GroupRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::db::new_id(),
         kind: kind.to_owned(),
         name,
         description,
@@ -185,7 +117,7 @@ pub(crate) async fn create_group(
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -208,7 +140,7 @@ async fn create(
 }
 
 async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -240,6 +172,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "teams": teams })))
 }
 
+/// `user_id`'s membership of team `id` (decided by [`crate::membership`]).
+pub(crate) async fn team_member(
+    conn: &mut Conn<'_>,
+    id: &str,
+    user_id: &str,
+) -> Result<Option<MemberRow>, crate::db::DbError> {
+    Ok(membership::member(conn, Scope::Team(id), user_id)
+        .await?
+        .map(|m| MemberRow::of(id, m)))
+}
+
 /// The group and the caller's membership, or the route's 404.
 async fn group_and_member(
     conn: &mut Conn<'_>,
@@ -247,12 +190,12 @@ async fn group_and_member(
     user_id: &str,
 ) -> Result<(GroupRow, Option<MemberRow>), TxError> {
     let group = store::group(conn, id).await?.ok_or_else(team_not_found)?;
-    let member = store::member(conn, id, user_id).await?;
+    let member = team_member(conn, id, user_id).await?;
     Ok((group, member))
 }
 
 async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -263,7 +206,11 @@ async fn get(
         .await
         .map_err(|e| e.into_api(fail))?;
     if member.is_none() {
-        return Err(msg(StatusCode::FORBIDDEN, "access_denied", "Access denied"));
+        return Err(ApiError::message(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "Access denied",
+        ));
     }
     let team = load_team(&mut conn, group, &user.id)
         .await
@@ -272,7 +219,7 @@ async fn get(
 }
 
 async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<GroupBody>,
@@ -318,20 +265,8 @@ struct InviteBody {
     role: Option<String>,
 }
 
-/// Trimmed, lower-cased, plausibly an address (one `@` with text on both sides, no spaces).
-pub(crate) fn normalize_email(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
-    let (local, domain) = email.split_once('@')?;
-    let plausible = !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.chars().count() <= MAX_EMAIL_CHARS;
-    plausible.then_some(email)
-}
-
 async fn invite(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
     body: web::Json<InviteBody>,
@@ -339,16 +274,16 @@ async fn invite(
     let body = body.into_inner();
     let raw = body.email.as_deref().map(str::trim).unwrap_or_default();
     if raw.is_empty() {
-        return Err(msg(
+        return Err(ApiError::message(
             StatusCode::BAD_REQUEST,
-            "email_required",
+            ErrorCode::MissingField,
             "Email is required",
         ));
     }
-    let email = normalize_email(raw).ok_or_else(|| {
-        msg(
+    let email = plausible_email(raw).ok_or_else(|| {
+        ApiError::message(
             StatusCode::BAD_REQUEST,
-            "invalid_email",
+            ErrorCode::InvalidInput,
             "Valid email is required",
         )
     })?;
@@ -357,9 +292,9 @@ async fn invite(
         None | Some("") => ROLE_MEMBER.to_owned(),
         Some(r @ (ROLE_ADMIN | ROLE_MEMBER)) => r.to_owned(),
         Some(_) => {
-            return Err(msg(
+            return Err(ApiError::message(
                 StatusCode::BAD_REQUEST,
-                "invalid_role",
+                ErrorCode::InvalidInput,
                 "Role must be admin or member",
             ))
         }
@@ -374,10 +309,10 @@ async fn invite(
                 return Err(permission_denied().into());
             }
             if let Some(invitee) = store::user_id_by_email(&mut conn, &email).await? {
-                if store::member(&mut conn, &id, &invitee).await?.is_some() {
-                    return Err(msg(
+                if team_member(&mut conn, &id, &invitee).await?.is_some() {
+                    return Err(ApiError::message(
                         StatusCode::BAD_REQUEST,
-                        "already_member",
+                        ErrorCode::AlreadyMember,
                         "User is already a team member",
                     )
                     .into());
@@ -392,7 +327,7 @@ async fn invite(
                 return Ok(pending);
             }
             let row = InviteRow {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: crate::db::new_id(),
                 group_id: id,
                 email,
                 role,
@@ -414,7 +349,7 @@ async fn invite(
 }
 
 async fn accept_invite(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -434,9 +369,9 @@ async fn accept_invite(
             let invite = store::pending_invite(&mut conn, &id, &email)
                 .await?
                 .ok_or_else(|| {
-                    msg(
+                    ApiError::message(
                         StatusCode::NOT_FOUND,
-                        "invite_not_found",
+                        ErrorCode::NotFound,
                         "Invitation not found",
                     )
                 })?;
@@ -461,8 +396,7 @@ async fn accept_invite(
 }
 
 async fn remove_member(
-    state: web::Data<AppState>,
-    listener: web::Data<crate::state::Listener>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -479,20 +413,18 @@ async fn remove_member(
             if member.is_none() || !allowed {
                 return Err(permission_denied().into());
             }
-            let target_member = store::member(&mut conn, &id, &target)
-                .await?
-                .ok_or_else(|| {
-                    msg(
-                        StatusCode::NOT_FOUND,
-                        "member_not_found",
-                        "Member not found",
-                    )
-                })?;
+            let target_member = team_member(&mut conn, &id, &target).await?.ok_or_else(|| {
+                ApiError::message(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::NotFound,
+                    "Member not found",
+                )
+            })?;
             if group.is_owner_equivalent(&target_member) {
                 if !is_self {
-                    return Err(msg(
+                    return Err(ApiError::message(
                         StatusCode::BAD_REQUEST,
-                        "cannot_remove_owner",
+                        ErrorCode::Protected,
                         "Cannot remove team owner",
                     )
                     .into());
@@ -507,9 +439,8 @@ async fn remove_member(
         .await
         .map_err(|e| e.into_api("Error removing member"))?;
     // Losing the team revokes its channels: sockets already in their rooms leave them now.
-    if let Some(io) = listener.io.as_ref() {
-        crate::messaging::rooms::evict_from_owner(&state.db, io, &removed, Some(&group_id), None)
-            .await;
+    if let Some(departures) = &state.departures {
+        departures.left(&removed, Scope::Team(&group_id)).await;
     }
     Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
 }
@@ -520,7 +451,7 @@ struct RoleBody {
 }
 
 async fn change_role(
-    state: web::Data<AppState>,
+    state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
     body: web::Json<RoleBody>,
@@ -528,9 +459,9 @@ async fn change_role(
     let role = match body.into_inner().role.as_deref() {
         Some(r @ (ROLE_OWNER | ROLE_ADMIN | ROLE_MEMBER)) => r.to_owned(),
         _ => {
-            return Err(msg(
+            return Err(ApiError::message(
                 StatusCode::BAD_REQUEST,
-                "invalid_role",
+                ErrorCode::InvalidInput,
                 "Valid role is required",
             ))
         }
@@ -543,23 +474,21 @@ async fn change_role(
             store::lock_group(&mut conn, &id).await?;
             let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
             if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
-                return Err(msg(
+                return Err(ApiError::message(
                     StatusCode::FORBIDDEN,
-                    "owner_only",
+                    ErrorCode::Forbidden,
                     "Only team owner can change roles",
                 )
                 .into());
             }
             let mut target_member =
-                store::member(&mut conn, &id, &target)
-                    .await?
-                    .ok_or_else(|| {
-                        msg(
-                            StatusCode::NOT_FOUND,
-                            "member_not_found",
-                            "Member not found",
-                        )
-                    })?;
+                team_member(&mut conn, &id, &target).await?.ok_or_else(|| {
+                    ApiError::message(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::NotFound,
+                        "Member not found",
+                    )
+                })?;
             let was_owner = group.is_owner_equivalent(&target_member);
             target_member.role = role.clone();
             let stays_owner = group.is_owner_equivalent(&target_member);

@@ -17,7 +17,6 @@ pub const ROLE_MEMBER: &str = "member";
 /// Longest team or organization name (the column's CHECK).
 pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-pub const MAX_EMAIL_CHARS: usize = 254;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = groups)]
@@ -51,6 +50,18 @@ pub struct InviteRow {
     pub invited_at: Timestamp,
     pub status: String,
     pub responded_at: Option<Timestamp>,
+}
+
+impl MemberRow {
+    /// A team membership as [`crate::membership`] found it.
+    pub fn of(group_id: &str, m: crate::membership::Member) -> MemberRow {
+        MemberRow {
+            group_id: group_id.to_owned(),
+            user_id: m.user_id,
+            role: m.role,
+            joined_at: m.joined_at,
+        }
+    }
 }
 
 impl GroupRow {

@@ -4,9 +4,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::model::{GroupRow, InviteRow, MemberRow, ROLE_OWNER};
-use crate::accounts::tx::usable_id;
 use crate::db::schema::{group_invites, group_members, groups, users};
 use crate::db::{Conn, DbError, Timestamp};
+use crate::input::usable_id;
 use crate::web::paging::Page;
 
 pub async fn group(conn: &mut Conn<'_>, id: &str) -> Result<Option<GroupRow>, DbError> {
@@ -37,24 +37,6 @@ pub async fn lock_group(conn: &mut Conn<'_>, id: &str) -> Result<(), DbError> {
             .await
     })?;
     Ok(())
-}
-
-pub async fn member(
-    conn: &mut Conn<'_>,
-    group_id: &str,
-    user_id: &str,
-) -> Result<Option<MemberRow>, DbError> {
-    if !usable_id(group_id) || !usable_id(user_id) {
-        return Ok(None);
-    }
-    Ok(crate::db!(conn, |c| {
-        group_members::table
-            .find((group_id, user_id))
-            .select(MemberRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?)
 }
 
 /// Members of each group, oldest first.

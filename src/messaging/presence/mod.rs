@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 use crate::db::Timestamp;
 
 /// How long a user with no sockets left stays "online" before `offline` is announced.

@@ -25,12 +25,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
-use super::link::RedisLink;
+use super::{LiveUser, LocalPresence, OfflineHook, Presence, PresenceEntry, OFFLINE_GRACE};
+use crate::cluster::link::RedisLink;
 use crate::config::RedisSettings;
 use crate::db::Timestamp;
-use crate::messaging::presence::{
-    LiveUser, LocalPresence, OfflineHook, Presence, PresenceEntry, OFFLINE_GRACE,
-};
 
 /// Tags an epoch that Redis handed out, so `expire` knows which store decides.
 const SHARED_EPOCH: u64 = 1 << 62;
