@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+pub mod mcp;
+
 /// The defaults, documented key by key; also what `flux config defaults` would print.
 pub const DEFAULTS: &str = include_str!("../Settings.toml");
 
@@ -64,6 +66,7 @@ pub struct Settings {
     pub monitor: MonitorSettings,
     pub log: LogSettings,
     pub uploads: UploadSettings,
+    pub mcp: mcp::McpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,6 +329,7 @@ impl Settings {
                 .collect();
             builder = set(builder, "cors.origins", list)?;
         }
+        builder = mcp::legacy_env(builder, env)?;
         // FLUX_ENV wins over NODE_ENV: it is the name operators of flux itself reach for.
         if let Some(v) = env.get("FLUX_ENV").or_else(|| env.get("NODE_ENV")) {
             let mode = match v.trim() {
@@ -337,8 +341,9 @@ impl Settings {
         }
 
         let cfg = builder.build().map_err(describe)?;
-        let settings: Settings = cfg.try_deserialize().map_err(describe)?;
+        let mut settings: Settings = cfg.try_deserialize().map_err(describe)?;
         settings.validate()?;
+        settings.mcp.resolve(settings.environment.is_production())?;
         Ok(settings)
     }
 

@@ -1,7 +1,9 @@
 //! Cargo features gate which targets a build can run (`auth`, `messaging`, `collab`, `redis`; all on
 //! by default), so a slimmer binary refuses a target it cannot serve instead of serving half of it.
 //! `collab` also gates its code and its dependencies (yrs, actix-ws) at compile time; the others
-//! share their dependencies with the rest of the crate and gate targets only.
+//! share their dependencies with the rest of the crate and gate targets only. `mcp` (on by default)
+//! gates no target: without it the MCP client and its dependencies (rmcp, reqwest 0.13) are left out
+//! and the `/mcp` routes answer 503 `MCP_NOT_CONFIGURED`.
 
 use crate::topology::Target;
 

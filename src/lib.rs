@@ -14,6 +14,7 @@ pub mod health;
 pub mod healthcheck;
 pub mod import;
 pub mod input;
+pub mod mcp;
 pub mod membership;
 pub mod messaging;
 pub mod monitor;

@@ -24,6 +24,7 @@ use crate::cluster::{Cluster, Io};
 use crate::config::Settings;
 use crate::db::{Db, DbOptions, Schema};
 use crate::health::HealthState;
+use crate::mcp::McpState;
 use crate::membership::Departures;
 use crate::messaging::rooms::RoomEvictions;
 use crate::messaging::{Messaging, MessagingState};
@@ -64,6 +65,7 @@ struct ModuleStates {
     limits: Arc<dyn LimitStore>,
     messaging: Messaging,
     monitor: Monitor,
+    mcp: web::Data<McpState>,
 }
 
 impl ModuleStates {
@@ -94,6 +96,7 @@ impl ModuleStates {
                 shared.tokens.clone(),
                 settings.monitor.public,
             ),
+            mcp: web::Data::new(McpState::new(&settings.mcp)),
         }
     }
 }
@@ -102,6 +105,7 @@ impl ModuleStates {
 pub struct Server {
     shared: Shared,
     messaging: Messaging,
+    mcp: web::Data<McpState>,
     listeners: Vec<RunningListener>,
     prepare: tokio::task::JoinHandle<()>,
     sampler: tokio::task::JoinHandle<()>,
@@ -171,6 +175,7 @@ impl Server {
         Ok(Server {
             shared,
             messaging: states.messaging,
+            mcp: states.mcp,
             listeners,
             prepare,
             sampler,
@@ -251,6 +256,8 @@ impl Server {
         for l in self.listeners {
             let _ = l.task.await;
         }
+        // After the listeners: requests in flight may still be waiting on the MCP server.
+        self.mcp.shutdown().await;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
     }
 }
@@ -319,6 +326,7 @@ struct RouteStates {
     auth: web::Data<AuthState>,
     accounts: web::Data<AccountsState>,
     messaging: web::Data<MessagingState>,
+    mcp: web::Data<McpState>,
 }
 
 async fn start_listener(
@@ -376,6 +384,7 @@ async fn start_listener(
             departures,
         }),
         messaging: web::Data::new(states.messaging.on_listener(io.clone())),
+        mcp: states.mcp.clone(),
     };
     // CSRF and the per-IP limits guard the listeners of the auth service and the unified server;
     // the legacy messaging service had neither, and collab has none.
@@ -535,10 +544,12 @@ fn domain_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind, states: &Rout
             crate::accounts::routes(cfg, states.accounts.clone());
             crate::accounts::messaging_routes(cfg, states.accounts.clone());
             crate::messaging::routes(cfg, states.messaging.clone());
+            crate::mcp::routes(cfg, states.mcp.clone());
         }
         ListenerKind::Auth => {
             crate::auth::routes(cfg, states.auth.clone());
             crate::accounts::routes(cfg, states.accounts.clone());
+            crate::mcp::routes(cfg, states.mcp.clone());
         }
         ListenerKind::Messaging => {
             crate::accounts::messaging_routes(cfg, states.accounts.clone());

@@ -33,8 +33,8 @@ use syn::visit::Visit;
 ///   bridge).
 /// - infrastructure: `cluster` (the Redis link, the Socket.IO adapter, shared limits). It implements
 ///   web's `LimitStore`, so it sits above web; it knows no domain module.
-/// - domain: what the product does. `import` (the Node data import) and `membership` (who may use a
-///   team, project or conversation) are domain modules too.
+/// - domain: what the product does. `import` (the Node data import), `membership` (who may use a
+///   team, project or conversation) and `mcp` (the MCP client) are domain modules too.
 /// - assembly: targets and what starts them (`topology`, `server`, `health`, `features`), the CLI
 ///   and the binary. Domain modules never know targets or listeners.
 const LAYERS: &[(&str, &[&str])] = &[
@@ -54,6 +54,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "collab",
             "monitor",
             "import",
+            "mcp",
         ],
     ),
     (
@@ -88,6 +89,21 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "db",
         "error",
         "storage knows nothing of the API (error.rs maps DbError, not the reverse)",
+    ),
+    (
+        "mcp",
+        "db",
+        "MCP never reads the database (no SQL fallback); only its admin check asks auth",
+    ),
+    (
+        "mcp",
+        "accounts",
+        "MCP depends on auth for the caller and on nothing else of the domain",
+    ),
+    (
+        "mcp",
+        "messaging",
+        "MCP depends on auth for the caller and on nothing else of the domain",
     ),
 ];
 
