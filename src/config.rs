@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+pub mod integrations;
 pub mod mcp;
+mod redact;
+pub mod security;
+pub mod uploads;
+
+pub use redact::redact_url;
+pub use uploads::UploadSettings;
 
 /// The defaults, documented key by key; also what `flux config defaults` would print.
 pub const DEFAULTS: &str = include_str!("../Settings.toml");
@@ -67,6 +74,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub uploads: UploadSettings,
     pub mcp: mcp::McpSettings,
+    pub security: security::SecuritySettings,
+    pub integrations: integrations::IntegrationSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,13 +205,6 @@ pub struct MonitorSettings {
     pub public: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadSettings {
-    pub max_file_bytes: u64,
-    pub max_files: usize,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -330,6 +332,7 @@ impl Settings {
             builder = set(builder, "cors.origins", list)?;
         }
         builder = mcp::legacy_env(builder, env)?;
+        builder = integrations::legacy_env(builder, env)?;
         // FLUX_ENV wins over NODE_ENV: it is the name operators of flux itself reach for.
         if let Some(v) = env.get("FLUX_ENV").or_else(|| env.get("NODE_ENV")) {
             let mode = match v.trim() {
@@ -344,6 +347,9 @@ impl Settings {
         let mut settings: Settings = cfg.try_deserialize().map_err(describe)?;
         settings.validate()?;
         settings.mcp.resolve(settings.environment.is_production())?;
+        settings
+            .integrations
+            .resolve(settings.environment.is_production())?;
         Ok(settings)
     }
 
@@ -492,20 +498,6 @@ fn legacy_value(env: &HashMap<String, String>, name: &str) -> Result<Option<Stri
 
 fn describe(e: config::ConfigError) -> ConfigError {
     ConfigError::Invalid(e.to_string())
-}
-
-/// Hide the password of a `scheme://user:password@host` URL before it reaches a log or an error.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -686,14 +678,5 @@ mod tests {
         again.resolve_jwt_secret().unwrap();
         assert_eq!(again.auth.jwt_secret, first);
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact_url("postgres://flux:hunter2@db:5432/flux"),
-            "postgres://flux:***@db:5432/flux"
-        );
-        assert_eq!(redact_url("sqlite://data/flux.db"), "sqlite://data/flux.db");
     }
 }

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// A `Range` outside the file.
     RangeNotSatisfiable,
+    /// The request body did not arrive within its deadline (uploads).
+    RequestTimeout,
     /// An Engine.IO / Socket.IO request the transport cannot take.
     BadTransport,
     /// A value that breaks a rule: too long, not in a list, not an address, not a strong password.
@@ -60,10 +62,28 @@ pub enum ErrorCode {
     AccountConflict,
     /// The external identity's e-mail is not verified.
     EmailNotVerified,
+    /// The client address is blocked (OPERATOR §8).
+    IpBlocked,
+    /// An admin route called by someone who is not an active admin.
+    AdminRequired,
+    /// The request contradicts the current state: an allow-listed address, a revoked session.
+    Conflict,
     /// A failure of flux itself; the cause is in the log.
     Internal,
     /// The store or an upstream service cannot be reached: retry later.
     Unavailable,
+    /// An integration provider has no OAuth app configured.
+    IntegrationNotConfigured,
+    /// The user has not connected this integration.
+    IntegrationNotConnected,
+    /// The provider no longer accepts the stored token and it cannot be refreshed: reconnect.
+    IntegrationExpired,
+    /// An OAuth `state` that is unknown, expired, used, or issued for another user or provider.
+    InvalidOauthState,
+    /// A provider answered with an error or not at all (token exchange, API call).
+    UpstreamFailed,
+    /// A webhook whose signature (or passcode) does not verify.
+    InvalidSignature,
 }
 
 impl ErrorCode {
@@ -75,6 +95,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RangeNotSatisfiable,
+        ErrorCode::RequestTimeout,
         ErrorCode::BadTransport,
         ErrorCode::InvalidInput,
         ErrorCode::MissingField,
@@ -90,8 +111,17 @@ impl ErrorCode {
         ErrorCode::Protected,
         ErrorCode::AccountConflict,
         ErrorCode::EmailNotVerified,
+        ErrorCode::IpBlocked,
+        ErrorCode::AdminRequired,
+        ErrorCode::Conflict,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
+        ErrorCode::IntegrationNotConfigured,
+        ErrorCode::IntegrationNotConnected,
+        ErrorCode::IntegrationExpired,
+        ErrorCode::InvalidOauthState,
+        ErrorCode::UpstreamFailed,
+        ErrorCode::InvalidSignature,
     ];
 
     /// The stable snake_case spelling (the `X-Error-Code` header).
@@ -103,6 +133,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::BadTransport => "bad_transport",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::MissingField => "missing_field",
@@ -118,8 +149,17 @@ impl ErrorCode {
             ErrorCode::Protected => "protected",
             ErrorCode::AccountConflict => "account_conflict",
             ErrorCode::EmailNotVerified => "email_not_verified",
+            ErrorCode::IpBlocked => "ip_blocked",
+            ErrorCode::AdminRequired => "admin_required",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::IntegrationNotConfigured => "integration_not_configured",
+            ErrorCode::IntegrationNotConnected => "integration_not_connected",
+            ErrorCode::IntegrationExpired => "integration_expired",
+            ErrorCode::InvalidOauthState => "invalid_oauth_state",
+            ErrorCode::UpstreamFailed => "upstream_failed",
+            ErrorCode::InvalidSignature => "invalid_signature",
         }
     }
 }

@@ -17,6 +17,18 @@ pub fn usable_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 512 && !id.contains('\0')
 }
 
+/// Whether any string of a JSON value (object keys included) holds a NUL: the socket events'
+/// counterpart of the HTTP rule in `web::nul`.
+pub fn has_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// A validator failure: `{"error", "field"}` as the legacy validators, plus `message` with the same
 /// text so the frontend can show it (CONTRACT §13 #12).
 pub fn field_error(text: &str, field: &str) -> ApiError {
@@ -159,5 +171,12 @@ mod tests {
         assert!(!usable_id("a\0"));
         assert!(!usable_id(""));
         assert!(usable_id("abc"));
+    }
+
+    #[test]
+    fn nul_anywhere_in_json() {
+        assert!(has_nul(&json!({"a": [1, {"b": "x\u{0}"}]})));
+        assert!(has_nul(&json!({"k\u{0}": 1})));
+        assert!(!has_nul(&json!({"a": [1, {"b": "x"}], "c": null})));
     }
 }

@@ -1,6 +1,9 @@
 //! Who may use a team, a project, a channel or a conversation (ARCHITECTURE §4), decided here and
 //! nowhere else:
-//! - a team's members are its `group_members`, a project's its `project_members`;
+//! - a team's members are its `group_members`;
+//! - a project's are its `project_members` (the creator is `owner`) plus the members of its team
+//!   (`projects.group_id`): a team owner or admin is a project `admin`, anyone else a `member`. An
+//!   explicit `project_members` row wins over the team-derived role;
 //! - a conversation with a team (`group_id`) belongs to that team's members, one with a project to the
 //!   project's members, any other (group and direct conversations) to its explicit participants.
 //!   Participant rows of team and project channels only hold read pointers: they never grant access.
@@ -80,18 +83,24 @@ pub async fn member(
                 .await
                 .optional()
         })?,
-        Scope::Project(project) => crate::db!(conn, |c| {
-            project_members::table
-                .find((project, user))
-                .select((
-                    project_members::user_id,
-                    project_members::role,
-                    project_members::joined_at,
-                ))
-                .first(c)
-                .await
-                .optional()
-        })?,
+        Scope::Project(project) => {
+            let explicit = crate::db!(conn, |c| {
+                project_members::table
+                    .find((project, user))
+                    .select((
+                        project_members::user_id,
+                        project_members::role,
+                        project_members::joined_at,
+                    ))
+                    .first(c)
+                    .await
+                    .optional()
+            })?;
+            match explicit {
+                Some(row) => Some(row),
+                None => team_member_of_project(conn, project, user).await?,
+            }
+        }
         Scope::Participants(conversation) => crate::db!(conn, |c| {
             cp::table
                 .find((conversation, user))
@@ -163,13 +172,11 @@ pub async fn members(conn: &mut Conn<'_>, scope: Scope<'_>) -> Result<Vec<String
                 .load(c)
                 .await
         })?,
-        Scope::Project(project) => crate::db!(conn, |c| {
-            project_members::table
-                .filter(project_members::project_id.eq(project))
-                .select(project_members::user_id)
-                .load(c)
-                .await
-        })?,
+        Scope::Project(project) => project_members_of(conn, &[project.to_owned()])
+            .await?
+            .into_iter()
+            .map(|(_, m)| m.user_id)
+            .collect(),
         Scope::Participants(conversation) => crate::db!(conn, |c| {
             cp::table
                 .filter(cp::conversation_id.eq(conversation))
@@ -274,13 +281,7 @@ pub async fn conversations_of_user(
         })?;
         ids.extend(more);
     }
-    let project_ids: Vec<String> = crate::db!(conn, |c| {
-        project_members::table
-            .filter(project_members::user_id.eq(user))
-            .select(project_members::project_id)
-            .load(c)
-            .await
-    })?;
+    let project_ids = projects_of_user(conn, user).await?;
     if !project_ids.is_empty() {
         let more: Vec<String> = crate::db!(conn, |c| {
             conversations::table
@@ -340,14 +341,8 @@ pub async fn co_members(conn: &mut Conn<'_>, user: &str) -> Result<Vec<String>, 
         out.extend(v);
     }
     if !project_ids.is_empty() {
-        let v: Vec<String> = crate::db!(conn, |c| {
-            project_members::table
-                .filter(project_members::project_id.eq_any(&project_ids))
-                .select(project_members::user_id)
-                .load(c)
-                .await
-        })?;
-        out.extend(v);
+        let v = project_members_of(conn, &project_ids).await?;
+        out.extend(v.into_iter().map(|(_, m)| m.user_id));
     }
     if !plain.is_empty() {
         let v: Vec<String> = crate::db!(conn, |c| {
@@ -388,9 +383,189 @@ pub async fn conversations_of(
     })
 }
 
+/// The project role a team role grants in the team's projects.
+pub fn project_role_of_team_role(team_role: &str) -> &'static str {
+    match team_role {
+        "owner" | "admin" => "admin",
+        _ => "member",
+    }
+}
+
+/// `user`'s membership of `project` through the project's team, if it has one.
+async fn team_member_of_project(
+    conn: &mut Conn<'_>,
+    project: &str,
+    user: &str,
+) -> Result<Option<(String, String, Timestamp)>, DbError> {
+    let team: Option<Option<String>> = crate::db!(conn, |c| {
+        projects::table
+            .find(project)
+            .select(projects::group_id)
+            .first(c)
+            .await
+            .optional()
+    })?;
+    let Some(team) = team.flatten() else {
+        return Ok(None);
+    };
+    let row: Option<(String, String, Timestamp)> = crate::db!(conn, |c| {
+        group_members::table
+            .find((&team, user))
+            .select((
+                group_members::user_id,
+                group_members::role,
+                group_members::joined_at,
+            ))
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row.map(|(u, role, at)| (u, project_role_of_team_role(&role).to_owned(), at)))
+}
+
+/// Ids of the projects of `team` (whose members the team's membership makes project members).
+pub async fn projects_of_team(conn: &mut Conn<'_>, team: &str) -> Result<Vec<String>, DbError> {
+    Ok(crate::db!(conn, |c| {
+        projects::table
+            .filter(projects::group_id.eq(team))
+            .select(projects::id)
+            .load(c)
+            .await
+    })?)
+}
+
+/// Ids of every project `user` belongs to: explicitly, or through the project's team.
+pub async fn projects_of_user(conn: &mut Conn<'_>, user: &str) -> Result<Vec<String>, DbError> {
+    let mut ids: BTreeSet<String> = crate::db!(conn, |c| {
+        project_members::table
+            .filter(project_members::user_id.eq(user))
+            .select(project_members::project_id)
+            .load::<String>(c)
+            .await
+    })?
+    .into_iter()
+    .collect();
+    let team_ids: Vec<String> = crate::db!(conn, |c| {
+        group_members::table
+            .filter(group_members::user_id.eq(user))
+            .select(group_members::group_id)
+            .load(c)
+            .await
+    })?;
+    if !team_ids.is_empty() {
+        let more: Vec<String> = crate::db!(conn, |c| {
+            projects::table
+                .filter(projects::group_id.eq_any(&team_ids))
+                .select(projects::id)
+                .load(c)
+                .await
+        })?;
+        ids.extend(more);
+    }
+    Ok(ids.into_iter().collect())
+}
+
+/// The members of each project (explicit rows first, then team members without one), as
+/// `(project_id, member)` pairs ordered by project then join time.
+pub async fn project_members_of(
+    conn: &mut Conn<'_>,
+    project_ids: &[String],
+) -> Result<Vec<(String, Member)>, DbError> {
+    if project_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let explicit: Vec<(String, String, String, Timestamp)> = crate::db!(conn, |c| {
+        project_members::table
+            .filter(project_members::project_id.eq_any(project_ids))
+            .order((
+                project_members::joined_at.asc(),
+                project_members::user_id.asc(),
+            ))
+            .select((
+                project_members::project_id,
+                project_members::user_id,
+                project_members::role,
+                project_members::joined_at,
+            ))
+            .load(c)
+            .await
+    })?;
+    let teams: Vec<(String, Option<String>)> = crate::db!(conn, |c| {
+        projects::table
+            .filter(projects::id.eq_any(project_ids))
+            .select((projects::id, projects::group_id))
+            .load(c)
+            .await
+    })?;
+    let team_ids: Vec<String> = teams.iter().filter_map(|(_, t)| t.clone()).collect();
+    let team_rows: Vec<(String, String, String, Timestamp)> = if team_ids.is_empty() {
+        Vec::new()
+    } else {
+        crate::db!(conn, |c| {
+            group_members::table
+                .filter(group_members::group_id.eq_any(&team_ids))
+                .order((group_members::joined_at.asc(), group_members::user_id.asc()))
+                .select((
+                    group_members::group_id,
+                    group_members::user_id,
+                    group_members::role,
+                    group_members::joined_at,
+                ))
+                .load(c)
+                .await
+        })?
+    };
+    let mut out = Vec::new();
+    for id in project_ids {
+        let mut seen = BTreeSet::new();
+        for (_, user_id, role, joined_at) in explicit.iter().filter(|r| &r.0 == id) {
+            seen.insert(user_id.clone());
+            out.push((
+                id.clone(),
+                Member {
+                    user_id: user_id.clone(),
+                    role: role.clone(),
+                    joined_at: *joined_at,
+                },
+            ));
+        }
+        let team = teams
+            .iter()
+            .find(|(p, _)| p == id)
+            .and_then(|(_, t)| t.as_ref());
+        if let Some(team) = team {
+            for (_, user_id, role, joined_at) in team_rows.iter().filter(|r| &r.0 == team) {
+                if seen.insert(user_id.clone()) {
+                    out.push((
+                        id.clone(),
+                        Member {
+                            user_id: user_id.clone(),
+                            role: project_role_of_team_role(role).to_owned(),
+                            joined_at: *joined_at,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hears that a user left (or was removed from) a scope, after the change is stored. Messaging
 /// implements it to take that user's sockets out of the rooms the scope granted; accounts calls it
 /// without knowing who listens.
 pub trait Departures: Send + Sync + 'static {
     fn left<'a>(&'a self, user: &'a str, scope: Scope<'a>) -> BoxFuture<'a, ()>;
+}
+
+/// Hears that a project's task changed over REST, after the change is stored. Messaging implements
+/// it to tell the project's live room (`task:created|updated|deleted`); accounts calls it without
+/// knowing who listens. `data` is the event body without `projectId` and `timestamp`.
+pub trait ProjectEvents: Send + Sync + 'static {
+    fn task<'a>(
+        &'a self,
+        project_id: &'a str,
+        event: &'static str,
+        data: serde_json::Value,
+    ) -> BoxFuture<'a, ()>;
 }

@@ -18,20 +18,26 @@ use tracing_actix_web::TracingLogger;
 
 use crate::accounts::files::FileServices;
 use crate::accounts::AccountsState;
+use crate::admin::AdminState;
 use crate::auth::password::Passwords;
 use crate::auth::{AuthState, TokenKeys, Verifier, Wording};
 use crate::cluster::{Cluster, Io};
 use crate::config::Settings;
 use crate::db::{Db, DbOptions, Schema};
 use crate::health::HealthState;
+use crate::integrations::IntegrationsState;
 use crate::mcp::McpState;
-use crate::membership::Departures;
+use crate::membership::{Departures, ProjectEvents};
 use crate::messaging::rooms::RoomEvictions;
 use crate::messaging::{Messaging, MessagingState};
 use crate::monitor::Monitor;
+use crate::security::blocks::BlockList;
+use crate::security::Recorder;
 use crate::topology::{self, ListenerKind, ModuleState, Modules, Target};
 use crate::web::cors::CorsPolicy;
 use crate::web::csrf::CsrfPolicy;
+use crate::web::guard::Guard;
+use crate::web::nul::NulPolicy;
 use crate::web::rate_limit::{Budget, LimitStore, RateLimiter, GLOBAL_MESSAGE};
 use crate::web::socketio::SocketIoBridge;
 
@@ -66,15 +72,43 @@ struct ModuleStates {
     messaging: Messaging,
     monitor: Monitor,
     mcp: web::Data<McpState>,
+    /// The security-event recorder and the blocked addresses (process-wide).
+    events: Arc<Recorder>,
+    blocks: Arc<BlockList>,
+    admin: web::Data<AdminState>,
+    integrations: web::Data<IntegrationsState>,
 }
 
 impl ModuleStates {
     /// Must be called inside the tokio runtime (shared presence starts its maintenance task).
-    fn new(shared: &Shared) -> Self {
+    fn new(shared: &Shared) -> anyhow::Result<Self> {
         let settings = &shared.settings;
         let passwords = Arc::new(Passwords::new(&settings.auth));
         let limits = shared.cluster.limit_store(&settings.redis.key_prefix);
-        ModuleStates {
+        let monitor = Monitor::new(
+            shared.db.clone(),
+            shared.tokens.clone(),
+            settings.monitor.public,
+        );
+        let events = Recorder::start(shared.db.clone(), &settings.security);
+        let blocks = BlockList::new(
+            shared.db.clone(),
+            shared.cluster.clone(),
+            &settings.redis.key_prefix,
+        );
+        let admin = web::Data::new(AdminState::new(
+            shared.db.clone(),
+            blocks.clone(),
+            events.clone(),
+            monitor.metrics.clone(),
+            shared.cluster.clone(),
+            settings.data_dir.clone(),
+            settings.monitor.public,
+            settings.server.trusted_proxies,
+        ));
+        let integrations = IntegrationsState::new(settings, shared.db.clone())
+            .context("cannot set up the integrations")?;
+        Ok(ModuleStates {
             auth: web::Data::new(AuthState::new(
                 settings,
                 shared.db.clone(),
@@ -91,13 +125,13 @@ impl ModuleStates {
                 shared.tokens.clone(),
                 &shared.cluster,
             ),
-            monitor: Monitor::new(
-                shared.db.clone(),
-                shared.tokens.clone(),
-                settings.monitor.public,
-            ),
+            monitor,
             mcp: web::Data::new(McpState::new(&settings.mcp)),
-        }
+            events,
+            blocks,
+            admin,
+            integrations: web::Data::new(integrations),
+        })
     }
 }
 
@@ -106,9 +140,11 @@ pub struct Server {
     shared: Shared,
     messaging: Messaging,
     mcp: web::Data<McpState>,
+    integrations: web::Data<IntegrationsState>,
     listeners: Vec<RunningListener>,
     prepare: tokio::task::JoinHandle<()>,
     sampler: tokio::task::JoinHandle<()>,
+    blocks: tokio::task::JoinHandle<()>,
 }
 
 struct RunningListener {
@@ -148,7 +184,11 @@ impl Server {
             started: Instant::now(),
             cluster,
         };
-        let states = ModuleStates::new(&shared);
+        let states = ModuleStates::new(&shared)?;
+        let blocks = states.blocks.start(settings.security.block_refresh());
+        states
+            .integrations
+            .start_auto_sync(auto_sync_lease(&shared));
 
         // Listeners first, so /health/live answers while storage is being prepared.
         let mut listeners = Vec::new();
@@ -176,9 +216,11 @@ impl Server {
             shared,
             messaging: states.messaging,
             mcp: states.mcp,
+            integrations: states.integrations,
             listeners,
             prepare,
             sampler,
+            blocks,
         })
     }
 
@@ -233,6 +275,8 @@ impl Server {
         self.shared.modules.set_all(ModuleState::Stopping);
         self.prepare.abort();
         self.sampler.abort();
+        self.blocks.abort();
+        self.integrations.shutdown();
         self.messaging.presence.close();
         for l in &self.listeners {
             if let Some(io) = &l.io {
@@ -302,11 +346,11 @@ async fn socketio_for(
             crate::messaging::socket::register(&io, &["/messaging"]).await;
             crate::messaging::socket::announce_expired(&io, states.messaging.clone());
             crate::monitor::register(&io, &crate::monitor::NAMESPACES).await;
-            crate::monitor::register_root(&io).await;
+            crate::messaging::projects::register_root(&io).await;
         }
         ListenerKind::Auth => {
             crate::monitor::register(&io, &["/performance", "/auth"]).await;
-            crate::monitor::register_root(&io).await;
+            crate::messaging::projects::register_root(&io).await;
             if shared.cluster.redis_up().is_some() {
                 crate::messaging::rooms::register_relay(&io).await;
             }
@@ -327,6 +371,8 @@ struct RouteStates {
     accounts: web::Data<AccountsState>,
     messaging: web::Data<MessagingState>,
     mcp: web::Data<McpState>,
+    admin: web::Data<AdminState>,
+    integrations: web::Data<IntegrationsState>,
 }
 
 async fn start_listener(
@@ -374,6 +420,10 @@ async fn start_listener(
     let departures = io
         .clone()
         .map(|io| Arc::new(RoomEvictions::new(shared.db.clone(), io)) as Arc<dyn Departures>);
+    // REST task changes reach the project's live room as socket events do.
+    let project_events = io.clone().map(|io| {
+        Arc::new(crate::messaging::projects::LiveProjects::new(io)) as Arc<dyn ProjectEvents>
+    });
     let routes = RouteStates {
         auth: states.auth.clone(),
         accounts: web::Data::new(AccountsState {
@@ -382,9 +432,12 @@ async fn start_listener(
             passwords: states.passwords.clone(),
             files: states.files.clone(),
             departures,
+            project_events,
         }),
         messaging: web::Data::new(states.messaging.on_listener(io.clone())),
         mcp: states.mcp.clone(),
+        admin: states.admin.clone(),
+        integrations: states.integrations.clone(),
     };
     // CSRF and the per-IP limits guard the listeners of the auth service and the unified server;
     // the legacy messaging service had neither, and collab has none.
@@ -397,7 +450,8 @@ async fn start_listener(
                 settings.server.body_limit_bytes,
             )
             .exempt(crate::auth::CSRF_EXEMPT)
-            .exempt(LEGACY_CSRF_EXEMPT),
+            .exempt(LEGACY_CSRF_EXEMPT)
+            .exempt(crate::integrations::CSRF_EXEMPT),
         )
     });
     let limiter = guarded.then(|| web::Data::new(rate_limiter(&settings, states)));
@@ -407,12 +461,23 @@ async fn start_listener(
     let collab_service = collab.clone();
     let cors = web::Data::new(CorsPolicy::new(&settings.cors.origins));
     let body_limit = settings.server.body_limit_bytes;
+    let nul = web::Data::new(NulPolicy { body_limit });
     let production = settings.environment.is_production();
+    // Every listener refuses blocked addresses first and records security notes through the guard.
+    let guard = web::Data::new(Guard::new(
+        states.blocks.clone(),
+        states.events.clone(),
+        settings.server.trusted_proxies,
+    ));
 
     let mut server = HttpServer::new(move || {
         let bridge = bridge.clone();
         let routes = routes.clone();
-        let mut app = App::new().app_data(cors.clone()).app_data(verifier.clone());
+        let mut app = App::new()
+            .app_data(cors.clone())
+            .app_data(verifier.clone())
+            .app_data(guard.clone())
+            .app_data(nul.clone());
         if let Some(csrf) = &csrf {
             app = app.app_data(csrf.clone());
         }
@@ -437,6 +502,7 @@ async fn start_listener(
             })
             .configure(|cfg| api_routes(cfg, kind, &routes))
             .default_service(unmatched(kind))
+            .wrap(from_fn(crate::web::nul::middleware))
             .wrap(Condition::new(
                 guarded,
                 from_fn(crate::web::csrf::middleware),
@@ -446,6 +512,7 @@ async fn start_listener(
                 from_fn(crate::web::rate_limit::middleware),
             ))
             .wrap(from_fn(crate::web::cors::middleware))
+            .wrap(from_fn(crate::web::guard::middleware))
             .wrap(crate::web::security_headers(production))
             .wrap(from_fn(crate::monitor::record_http))
             .wrap(from_fn(crate::web::request::echo_request_id))
@@ -480,6 +547,23 @@ async fn start_listener(
         collab,
         task,
     })
+}
+
+/// The GitHub auto-sync runs on one instance at a time: the holder of a lease under Redis when
+/// Redis is configured, else this process alone.
+fn auto_sync_lease(shared: &Shared) -> Option<Arc<dyn crate::integrations::Lease>> {
+    #[cfg(feature = "redis")]
+    if shared.cluster.redis_up().is_some() {
+        return Some(Arc::new(crate::integrations::RedisLease {
+            cluster: shared.cluster.clone(),
+            key: format!(
+                "{}integrations:github-sync-lease",
+                shared.settings.redis.key_prefix
+            ),
+        }));
+    }
+    let _ = shared;
+    None
 }
 
 /// CSRF exemptions the original had for paths no flux module serves (kept so nothing changes for a
@@ -545,11 +629,15 @@ fn domain_routes(cfg: &mut web::ServiceConfig, kind: ListenerKind, states: &Rout
             crate::accounts::messaging_routes(cfg, states.accounts.clone());
             crate::messaging::routes(cfg, states.messaging.clone());
             crate::mcp::routes(cfg, states.mcp.clone());
+            crate::admin::routes(cfg, states.admin.clone());
+            crate::integrations::routes(cfg, states.integrations.clone());
         }
         ListenerKind::Auth => {
             crate::auth::routes(cfg, states.auth.clone());
             crate::accounts::routes(cfg, states.accounts.clone());
             crate::mcp::routes(cfg, states.mcp.clone());
+            crate::admin::routes(cfg, states.admin.clone());
+            crate::integrations::routes(cfg, states.integrations.clone());
         }
         ListenerKind::Messaging => {
             crate::accounts::messaging_routes(cfg, states.accounts.clone());

@@ -34,7 +34,9 @@ use syn::visit::Visit;
 /// - infrastructure: `cluster` (the Redis link, the Socket.IO adapter, shared limits). It implements
 ///   web's `LimitStore`, so it sits above web; it knows no domain module.
 /// - domain: what the product does. `import` (the Node data import), `membership` (who may use a
-///   team, project or conversation) and `mcp` (the MCP client) are domain modules too.
+///   team, project or conversation), `mcp` (the MCP client), `security` (the security-event recorder
+///   and the blocked addresses), `admin` (the operator API) and `integrations` (OAuth providers) are
+///   domain modules too.
 /// - assembly: targets and what starts them (`topology`, `server`, `health`, `features`), the CLI
 ///   and the binary. Domain modules never know targets or listeners.
 const LAYERS: &[(&str, &[&str])] = &[
@@ -55,6 +57,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "monitor",
             "import",
             "mcp",
+            "security",
+            "admin",
+            "integrations",
         ],
     ),
     (
@@ -104,6 +109,76 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "mcp",
         "messaging",
         "MCP depends on auth for the caller and on nothing else of the domain",
+    ),
+    (
+        "security",
+        "auth",
+        "the recorder and the block list never ask who is calling",
+    ),
+    (
+        "security",
+        "accounts",
+        "the recorder and the block list know no other domain",
+    ),
+    (
+        "security",
+        "admin",
+        "the admin API reads security, not the reverse",
+    ),
+    (
+        "auth",
+        "security",
+        "auth records through web's SecuritySink, never the recorder itself",
+    ),
+    (
+        "mcp",
+        "security",
+        "MCP records through web's SecuritySink, never the recorder itself",
+    ),
+    (
+        "integrations",
+        "security",
+        "integrations record through web's SecuritySink, never the recorder itself",
+    ),
+    (
+        "monitor",
+        "admin",
+        "the admin API reads the monitor, not the reverse",
+    ),
+    (
+        "integrations",
+        "accounts",
+        "integrations know the caller through auth and projects through membership only",
+    ),
+    (
+        "integrations",
+        "messaging",
+        "integrations know the caller through auth and projects through membership only",
+    ),
+    (
+        "integrations",
+        "collab",
+        "integrations know the caller through auth and projects through membership only",
+    ),
+    (
+        "integrations",
+        "mcp",
+        "integrations know the caller through auth and projects through membership only",
+    ),
+    (
+        "auth",
+        "integrations",
+        "nothing of the domain depends on the integrations (they hold provider tokens)",
+    ),
+    (
+        "accounts",
+        "integrations",
+        "nothing of the domain depends on the integrations (they hold provider tokens)",
+    ),
+    (
+        "messaging",
+        "integrations",
+        "nothing of the domain depends on the integrations (they hold provider tokens)",
     ),
 ];
 

@@ -476,11 +476,14 @@ async fn sessions_token_info_and_logout_all() {
         let res = api.get("/auth/token-info", Some(&legacy)).await;
         assert_eq!(res.status, 401);
         assert_eq!(res.body["code"], "INVALID_TOKEN");
+        // Issue 10 §4: an untyped (legacy) token is no access token on business routes either; the
+        // generic middleware answers it as any bad token (CONTRACT §2.1: 403 on A/U).
+        let me = api.get("/auth/me", Some(&legacy)).await;
         assert_eq!(
-            api.get("/auth/me", Some(&legacy)).await.status,
-            200,
-            "legacy tokens pass business routes"
+            me.status, 403,
+            "legacy tokens no longer pass business routes"
         );
+        assert_eq!(me.body["message"], "Invalid or expired token");
 
         let second = api.login("sess@example.com", PASSWORD).await.body;
         let all = api

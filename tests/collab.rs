@@ -280,6 +280,77 @@ async fn project_rooms_need_membership() {
     }
 }
 
+/// The later frontend's room names, `project-<uuid>-doc-<did>` and `project-<uuid>-formation-<fid>`,
+/// are authorised by membership of the UUID project (issue 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_document_and_formation_rooms_follow_the_project() {
+    for backend in backends() {
+        let t = start(backend, |_| {}).await;
+        let db = t.server.as_ref().unwrap().state().db.clone();
+        let now = flux::db::now();
+        let pid = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let mut conn = db.get_write().await.unwrap();
+        flux::db!(conn, |c| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq("member"),
+                    users::email.eq("member@example.com"),
+                    users::name.eq("M"),
+                    users::preferences.eq(flux::db::Json(serde_json::json!({}))),
+                    users::created_at.eq(now),
+                    users::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        flux::db!(conn, |c| {
+            diesel::insert_into(projects::table)
+                .values((
+                    projects::id.eq(pid),
+                    projects::name.eq("P"),
+                    projects::created_at.eq(now),
+                    projects::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        flux::db!(conn, |c| {
+            diesel::insert_into(project_members::table)
+                .values((
+                    project_members::project_id.eq(pid),
+                    project_members::user_id.eq("member"),
+                    project_members::role.eq("member"),
+                    project_members::joined_at.eq(now),
+                ))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        drop(conn);
+
+        for room in [
+            format!("project-{pid}-doc-d1"),
+            format!("project-{pid}-formation-f1"),
+        ] {
+            let mut member = connect_as(&t, &room, "member").await;
+            assert_eq!(fetch_text(&mut member).await, "", "{backend:?} {room}");
+            let mut stranger = connect_as(&t, &room, "stranger").await;
+            assert_eq!(close_code(&mut stranger).await, Some(4403), "{room}");
+            let mut anonymous = connect(&t, &format!("/{room}")).await;
+            assert_eq!(close_code(&mut anonymous).await, Some(4401), "{room}");
+            drop(member);
+        }
+        // Another project's UUID does not open this one's documents.
+        let other = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c";
+        let mut member = connect_as(&t, &format!("project-{other}-doc-d1"), "member").await;
+        assert_eq!(close_code(&mut member).await, Some(4403));
+        assert_registry_empties(&t).await;
+        t.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_persist_across_unload_and_compact() {
     for backend in backends() {

@@ -232,10 +232,10 @@ async fn cors_security_headers_and_request_ids() {
     let h = res.headers();
     assert_eq!(h["access-control-allow-origin"], "http://localhost:5173");
     assert_eq!(h["access-control-allow-credentials"], "true");
-    assert!(h["access-control-expose-headers"]
-        .to_str()
-        .unwrap()
-        .contains("X-CSRF-Token"));
+    let exposed = h["access-control-expose-headers"].to_str().unwrap();
+    for name in ["X-CSRF-Token", "X-Total-Count", "X-Last-Seq"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     assert!(h.contains_key("content-security-policy"));

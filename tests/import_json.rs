@@ -609,7 +609,7 @@ async fn imports_the_original_json_files_on_every_backend() {
         assert_eq!(list[0]["teamId"], "t1");
         let (status, history) = get("/api/conversations/c1/messages".into()).await;
         assert_eq!(status, 200, "{history}");
-        let texts: Vec<&str> = history["messages"]
+        let texts: Vec<&str> = history
             .as_array()
             .unwrap()
             .iter()
@@ -618,7 +618,7 @@ async fn imports_the_original_json_files_on_every_backend() {
         assert_eq!(texts, vec!["third", "second", "first"], "newest first");
         let (status, dms) = get(format!("/api/conversations/{dm_id}/messages")).await;
         assert_eq!(status, 200, "{dms}");
-        assert_eq!(dms["messages"].as_array().unwrap().len(), 2, "{dms}");
+        assert_eq!(dms.as_array().unwrap().len(), 2, "{dms}");
         // The orphaned channel belongs to its creator only.
         let (status, _) = get("/api/conversations/c-orphan/messages".into()).await;
         assert_eq!(status, 403);

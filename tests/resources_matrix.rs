@@ -377,27 +377,23 @@ async fn bad_bodies_on_every_json_route() {
         .await;
         assert_eq!(status, 200, "{body}");
         // Unknown ids of any shape are 404s.
+        for path in ["/api/teams/%27%20OR%201%3D1", "/api/projects/..%2F..%2Fetc"] {
+            let (status, body) = call(&t, Method::GET, path, Some(&w.owner.token), None).await;
+            assert_eq!(status, 404, "{path} {body}");
+        }
+        // A NUL anywhere in the URI is refused before any route (issue 10 §2, web/nul.rs).
         for path in [
-            "/api/teams/%27%20OR%201%3D1",
             "/api/teams/%00",
-            "/api/projects/..%2F..%2Fetc",
             "/api/projects/%00",
             "/api/projects/%00/channel",
             "/api/files/%00",
             "/uploads/%00",
+            "/api/files?projectId=%00",
         ] {
             let (status, body) = call(&t, Method::GET, path, Some(&w.owner.token), None).await;
-            assert_eq!(status, 404, "{path} {body}");
+            assert_eq!(status, 400, "{path} {body}");
+            assert_eq!(body["message"], "Request must not contain NUL characters");
         }
-        let (status, body) = call(
-            &t,
-            Method::GET,
-            "/api/files?projectId=%00",
-            Some(&w.owner.token),
-            None,
-        )
-        .await;
-        assert_eq!((status, body), (200, json!({"files": []})));
         for (method, path, body) in [
             (
                 Method::PUT,
@@ -451,9 +447,11 @@ async fn bad_bodies_on_every_json_route() {
             ),
             (Method::DELETE, "/api/files/%00".to_string(), json!({})),
         ] {
+            // Issue 10 §2: one rule, before any route: a NUL in the URI or the body is a 400.
             let (status, json) =
                 call(&t, method.clone(), &path, Some(&w.owner.token), Some(body)).await;
-            assert_eq!(status, 404, "{backend:?} {method} {path}: {json}");
+            assert_eq!(status, 400, "{backend:?} {method} {path}: {json}");
+            assert_eq!(json["message"], "Request must not contain NUL characters");
         }
         t.stop().await;
     }

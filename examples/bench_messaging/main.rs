@@ -235,7 +235,13 @@ async fn main() -> anyhow::Result<()> {
             let (Some(db), Some(secret)) = (&args.db, &args.secret) else {
                 anyhow::bail!("--setup seed needs --db and --secret");
             };
-            setup::seed(db, secret, &run, args.clients, in_channel).await?
+            // `/auth` is the admin metrics stream: only active admin accounts may connect.
+            let user_type = if args.ns == "/auth" {
+                "admin"
+            } else {
+                "client"
+            };
+            setup::seed(db, secret, &run, args.clients, in_channel, user_type).await?
         }
         other => anyhow::bail!("unknown --setup {other} (signup | seed)"),
     };

@@ -165,11 +165,15 @@ pub async fn seed(
     run: &str,
     clients: usize,
     in_channel: bool,
+    user_type: &str,
 ) -> anyhow::Result<Crowd> {
     // Scoped: its `load` would shadow other traits' methods.
     use diesel_async::RunQueryDsl;
     let db = Db::connect(&DbOptions::new(db_url.to_string())).await?;
-    let keys = TokenKeys::new(secret, 3600);
+    // The server refuses access tokens that live longer than its access TTL (issue 10), so the
+    // seeded ones live exactly as long as the default `auth.access_token_ttl_secs` (Settings.toml).
+    const ACCESS_TTL_SECS: u64 = 900;
+    let keys = TokenKeys::new(secret, ACCESS_TTL_SECS);
     let at = now();
     let team = format!("bench-team-{run}");
     let channel = format!("bench-channel-{run}");
@@ -208,6 +212,7 @@ pub async fn seed(
                     users::id.eq(&id),
                     users::email.eq(&email),
                     users::name.eq(&id),
+                    users::user_type.eq(user_type),
                     users::created_at.eq(at),
                     users::updated_at.eq(at),
                 ))
@@ -226,7 +231,7 @@ pub async fn seed(
                     .await
             })?;
         }
-        tokens.push(keys.issue_access(&id, &email, "client")?);
+        tokens.push(keys.issue_access(&id, &email, user_type)?);
     }
     Ok(Crowd { tokens, channel })
 }

@@ -7,6 +7,7 @@
 pub mod files;
 pub mod organizations;
 pub mod projects;
+pub mod stats;
 pub mod teams;
 pub mod users;
 
@@ -17,7 +18,7 @@ use actix_web::web;
 use crate::auth::password::Passwords;
 use crate::auth::TokenKeys;
 use crate::db::Db;
-use crate::membership::Departures;
+use crate::membership::{Departures, ProjectEvents};
 
 /// What the accounts routes of one listener use.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct AccountsState {
     pub files: Arc<files::FileServices>,
     /// Told when someone leaves a team, if anything on this listener holds sessions per team.
     pub departures: Option<Arc<dyn Departures>>,
+    /// Told when a task changes over REST, if this listener serves live project rooms.
+    pub project_events: Option<Arc<dyn ProjectEvents>>,
 }
 
 /// REST routes of the legacy auth service (mounted under `/api`, and bare in `serve unified`).
@@ -39,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<AccountsState>) {
     organizations::routes(cfg);
     teams::routes(cfg);
     projects::routes(cfg);
+    stats::routes(cfg);
     files::routes(cfg);
 }
 

@@ -376,10 +376,7 @@ async fn lookup(
 /// keep working for its remaining minutes. An admin is a token that says so whose stored account is, now, an active admin: a demoted or
 /// deactivated admin's unexpired token does not pass. Collab's `/stats` asks the same question.
 pub async fn is_active_admin(db: &Db, user: &AuthUser) -> Result<bool, DbError> {
-    Ok(user.is_admin()
-        && store::user_by_id(db, &user.id)
-            .await?
-            .is_some_and(|u| u.is_active && u.user_type == "admin"))
+    crate::auth::admin::is_active_admin(db, user).await
 }
 
 async fn require_admin(state: &AccountsState, user: &AuthUser) -> Result<(), ApiError> {

@@ -47,18 +47,21 @@ pub async fn locked_for(state: &AuthState, email: &str) -> Option<Duration> {
     state.limits.locked_for(&lock_key(email)).await
 }
 
-/// Counts a failed login; locks the account when the budget of the window is spent.
-pub async fn record_failure(state: &AuthState, email: &str) {
+/// Counts a failed login; locks the account when the budget of the window is spent (and then says
+/// so).
+pub async fn record_failure(state: &AuthState, email: &str) -> bool {
     let policy = state.lockout;
     if policy.failures == 0 {
-        return;
+        return false;
     }
     let hit = state.limits.hit(&fail_key(email), policy.window).await;
     if hit.count >= policy.failures {
         tracing::warn!(failures = hit.count, "login locked after repeated failures");
         state.limits.lock(&lock_key(email), policy.lock_for).await;
         state.limits.reset(&fail_key(email)).await;
+        return true;
     }
+    false
 }
 
 pub async fn record_success(state: &AuthState, email: &str) {

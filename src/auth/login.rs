@@ -16,6 +16,7 @@ use crate::db::DbError;
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{field_error, is_email, normalize_email, MAX_USER_NAME_CHARS};
 use crate::web::csrf::CsrfToken;
+use crate::web::guard::{note, SecurityNote};
 use crate::web::request::bearer_token;
 
 const LOGIN_FAILED: &str = "Invalid email or password";
@@ -155,6 +156,10 @@ pub async fn login(
         return Err(invalid());
     }
     if let Some(remaining) = lockout::locked_for(&state, &email).await {
+        note(
+            &req,
+            SecurityNote::new("login_locked", "medium").details(json!({"email": email})),
+        );
         return Ok(lockout::locked_response(remaining));
     }
     let user = store::user_by_email(&state.db, &email)
@@ -176,12 +181,41 @@ pub async fn login(
         None => passwords.verify_dummy(pw.clone()).await,
     }
     .map_err(|e| ApiError::internal(FAILED, e))?;
+    let known_id = user.as_ref().map(|u| u.id.clone());
     let (Some(user), true) = (user, verdict.is_match()) else {
-        lockout::record_failure(&state, &email).await;
+        let reason = if known_id.is_some() {
+            "invalid_password"
+        } else {
+            "unknown_account"
+        };
+        note(
+            &req,
+            SecurityNote::new("failed_login_attempt", "low")
+                .user(known_id.as_deref())
+                .details(json!({"email": email, "reason": reason})),
+        );
+        if lockout::record_failure(&state, &email).await {
+            note(
+                &req,
+                SecurityNote::new("account_locked", "high")
+                    .user(known_id.as_deref())
+                    .details(
+                        json!({"email": email, "lockSeconds": state.lockout.lock_for.as_secs()}),
+                    ),
+            );
+        }
         tracing::info!("login failed");
         return Err(invalid());
     };
     lockout::record_success(&state, &email).await;
+    if state.record_login_success {
+        note(
+            &req,
+            SecurityNote::new("login_success", "info")
+                .user(Some(&user.id))
+                .details(json!({"email": email})),
+        );
+    }
     if verdict == Verdict::MatchNeedsRehash {
         match passwords.hash(pw).await {
             Ok(hash) => {

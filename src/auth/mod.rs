@@ -41,6 +41,8 @@ pub struct AuthState {
     /// Which `X-Forwarded-For` hop is the client (sessions record it).
     pub trusted_proxies: usize,
     pub lockout: lockout::Lockout,
+    /// `[security] record_login_success`.
+    pub record_login_success: bool,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -70,6 +72,7 @@ impl AuthState {
             refresh_token_ttl_secs: settings.auth.refresh_token_ttl_secs,
             trusted_proxies: settings.server.trusted_proxies,
             lockout: lockout::Lockout::from(&settings.rate_limit),
+            record_login_success: settings.security.record_login_success,
         }
     }
 }

@@ -64,6 +64,12 @@ pub async fn refresh(
                 .await
                 .map_err(refresh_failed)?;
             tracing::warn!(user_id = %current.user_id, revoked, "refresh token reuse detected; family revoked");
+            crate::web::guard::note(
+                &req,
+                crate::web::guard::SecurityNote::new("refresh_token_reuse", "high")
+                    .user(Some(&current.user_id))
+                    .details(json!({"sessionsRevoked": revoked, "sessionId": current.id})),
+            );
         }
         return Err(invalid_refresh());
     }
@@ -92,6 +98,12 @@ pub async fn refresh(
                 .await
                 .map_err(refresh_failed)?;
             tracing::warn!(user_id = %user.id, revoked, "concurrent reuse of a refresh token; family revoked");
+            crate::web::guard::note(
+                &req,
+                crate::web::guard::SecurityNote::new("refresh_token_reuse", "high")
+                    .user(Some(&user.id))
+                    .details(json!({"sessionsRevoked": revoked, "sessionId": current.id, "concurrent": true})),
+            );
             return Err(invalid_refresh());
         }
     }

@@ -76,13 +76,23 @@ impl TokenKeys {
             .map_err(|_| TokenError::Invalid)
     }
 
+    /// A token this server would have issued: signed, not expired, `type: "access"`, and living no
+    /// longer than the configured access TTL. Legacy untyped tokens (1 h / 7 d, CONTRACT §2.1) and
+    /// refresh-typed JWTs are refused: a leaked one would otherwise work for its whole, unbounded
+    /// lifetime.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        let ttl = i64::try_from(self.ttl_secs).unwrap_or(i64::MAX);
+        if !claims.is_access() || lifetime > ttl || lifetime <= 0 {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -146,18 +156,46 @@ mod tests {
         assert_eq!(keys.verify(&token), Err(TokenError::Invalid));
     }
 
-    #[test]
-    fn accepts_legacy_claims_without_type() {
-        let keys = TokenKeys::new(SECRET, 900);
-        let now = chrono::Utc::now().timestamp();
-        let token = encode(
+    fn signed(claims: serde_json::Value) -> String {
+        encode(
             &Header::new(Algorithm::HS256),
-            &serde_json::json!({"id": "u9", "email": "x@y.z", "userType": "designer", "iat": now, "exp": now + 60}),
+            &claims,
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
-        .unwrap();
-        let claims = keys.verify(&token).unwrap();
-        assert_eq!(claims.id, "u9");
-        assert!(!claims.is_access());
+        .unwrap()
+    }
+
+    /// Issue 10 §4: only access tokens with a bounded lifetime pass.
+    #[test]
+    fn refuses_untyped_refresh_and_long_lived_tokens() {
+        let keys = TokenKeys::new(SECRET, 900);
+        let now = chrono::Utc::now().timestamp();
+        let claims = |t: Option<&str>, life: i64| {
+            let mut c = serde_json::json!({"id": "u9", "email": "x@y.z", "userType": "designer", "iat": now, "exp": now + life});
+            if let Some(t) = t {
+                c["type"] = t.into();
+            }
+            signed(c)
+        };
+        let ten_years = 10 * 365 * 24 * 3600;
+        assert_eq!(keys.verify(&claims(None, 60)), Err(TokenError::Invalid));
+        assert_eq!(
+            keys.verify(&claims(None, ten_years)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            keys.verify(&claims(Some("refresh"), 60)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            keys.verify(&claims(Some("access"), ten_years)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            keys.verify(&claims(Some("access"), 901)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(keys.verify(&claims(Some("access"), 900)).unwrap().id, "u9");
+        assert_eq!(keys.verify(&claims(Some("access"), 60)).unwrap().id, "u9");
     }
 }

@@ -77,6 +77,22 @@ impl Denied {
     }
 }
 
+/// The project whose members may enter a `project-…` room. The later frontend names a project's
+/// documents `project-<uuid>-doc-<did>` and formations `project-<uuid>-formation-<fid>`: those belong
+/// to the UUID; any other `project-<id>` room to the whole `<id>`.
+pub fn project_of_room(room: &str) -> Option<&str> {
+    let rest = room.strip_prefix("project-")?;
+    if let (Some(id), Some(tail)) = (rest.get(..36), rest.get(36..)) {
+        let named = ["-doc-", "-formation-"]
+            .iter()
+            .any(|k| tail.strip_prefix(k).is_some_and(|x| !x.is_empty()));
+        if named && uuid::Uuid::parse_str(id).is_ok() {
+            return Some(id);
+        }
+    }
+    Some(rest)
+}
+
 /// Who may enter `room`: any valid token (or anyone, with `allow_anonymous`); `project-<id>`
 /// rooms only members of that project, whatever `allow_anonymous` says.
 async fn authorize(
@@ -100,7 +116,7 @@ async fn authorize(
         user_name: claims.email.clone(),
         read_only: false,
     };
-    if let Some(project) = room.strip_prefix("project-") {
+    if let Some(project) = project_of_room(room) {
         let db = collab.db.clone();
         let (project, user) = (project.to_string(), claims.id);
         let role = collab
@@ -465,5 +481,28 @@ async fn send_legacy_updates(
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::project_of_room;
+
+    #[test]
+    fn project_rooms_name_their_project() {
+        let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(project_of_room(&format!("project-{id}-doc-d1")), Some(id));
+        assert_eq!(
+            project_of_room(&format!("project-{id}-formation-f-2")),
+            Some(id)
+        );
+        assert_eq!(project_of_room(&format!("project-{id}")), Some(id));
+        assert_eq!(
+            project_of_room(&format!("project-{id}-doc-")),
+            Some(format!("{id}-doc-").as_str())
+        );
+        assert_eq!(project_of_room("project-p1"), Some("p1"));
+        assert_eq!(project_of_room("project-p1-doc-d1"), Some("p1-doc-d1"));
+        assert_eq!(project_of_room("doc-1"), None);
     }
 }

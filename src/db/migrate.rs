@@ -125,7 +125,7 @@ pub async fn prepare(url: &str, schema: Schema) -> Result<Vec<String>, DbError> 
 }
 
 async fn execute(url: &str, action: Action) -> Result<Outcome, DbError> {
-    let redacted = url::redact(url);
+    let redacted = crate::config::redact_url(url);
     match url::parse(url)? {
         Target::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -166,7 +166,7 @@ impl Db {
     /// first connection.
     pub async fn connect(options: &DbOptions) -> Result<Db, DbError> {
         let target = url::parse(&options.url)?;
-        let redacted: Arc<str> = url::redact(&options.url).into();
+        let redacted: Arc<str> = crate::config::redact_url(&options.url).into();
         let pools = match &target {
             Target::Postgres(pg_url) => {
                 let mut config = ManagerConfig::default();

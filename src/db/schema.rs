@@ -50,6 +50,8 @@ diesel::table! {
         expires_at -> Ts,
         revoked_at -> Nullable<Ts>,
         replaced_by -> Nullable<Text>,
+        revoked_by -> Nullable<Text>,
+        revocation_reason -> Nullable<Text>,
     }
 }
 
@@ -93,6 +95,7 @@ diesel::table! {
         invited_at -> Ts,
         status -> Text,
         responded_at -> Nullable<Ts>,
+        message -> Nullable<Text>,
     }
 }
 
@@ -306,6 +309,30 @@ diesel::table! {
         reason -> Nullable<Text>,
         blocked_until -> Nullable<Ts>,
         created_at -> Ts,
+        blocked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    ip_allowlist (ip) {
+        ip -> Text,
+        reason -> Nullable<Text>,
+        until -> Nullable<Ts>,
+        created_by -> Nullable<Text>,
+        created_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    organization_teams (team_id) {
+        team_id -> Text,
+        organization_id -> Text,
     }
 }
 
@@ -315,10 +342,70 @@ diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
 diesel::joinable!(group_invites -> groups (group_id));
 diesel::joinable!(group_invites -> users (invited_by));
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    project_tasks (id) {
+        id -> Text,
+        project_id -> Text,
+        title -> Text,
+        description -> Text,
+        status -> Text,
+        priority -> Text,
+        assigned_to -> Nullable<Text>,
+        due_date -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Ts,
+        updated_at -> Ts,
+        completed_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    project_milestones (id) {
+        id -> Text,
+        project_id -> Text,
+        title -> Text,
+        description -> Text,
+        due_date -> Nullable<Text>,
+        status -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Ts,
+        updated_at -> Ts,
+        completed_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    project_activities (id) {
+        id -> Text,
+        project_id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        entity_type -> Text,
+        entity_id -> Text,
+        entity_title -> Text,
+        action -> Text,
+        metadata -> Json,
+        created_at -> Ts,
+    }
+}
+
 diesel::joinable!(projects -> groups (group_id));
 diesel::joinable!(projects -> users (created_by));
 diesel::joinable!(project_members -> projects (project_id));
 diesel::joinable!(project_members -> users (user_id));
+diesel::joinable!(project_tasks -> projects (project_id));
+diesel::joinable!(project_milestones -> projects (project_id));
+diesel::joinable!(project_activities -> projects (project_id));
+diesel::joinable!(project_activities -> users (user_id));
 diesel::joinable!(files -> users (owner_id));
 diesel::joinable!(files -> projects (project_id));
 diesel::joinable!(conversations -> groups (group_id));
@@ -339,11 +426,15 @@ diesel::joinable!(security_events -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,
+    ip_allowlist,
     groups,
     group_members,
     group_invites,
     projects,
     project_members,
+    project_tasks,
+    project_milestones,
+    project_activities,
     files,
     conversations,
     messages,
@@ -355,4 +446,116 @@ diesel::allow_tables_to_appear_in_same_query!(
     collab_updates,
     security_events,
     ip_blocks,
+    organization_teams,
 );
+
+// OAuth integrations (issue 13). Kept in one block, with its own `allow_tables…` list, so it merges
+// cleanly beside other modules' tables.
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    oauth_states (state_hash) {
+        state_hash -> Text,
+        user_id -> Text,
+        provider -> Text,
+        code_verifier_enc -> Nullable<Text>,
+        redirect_uri -> Text,
+        created_at -> Ts,
+        expires_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    integration_tokens (user_id, provider) {
+        user_id -> Text,
+        provider -> Text,
+        access_token_enc -> Text,
+        refresh_token_enc -> Nullable<Text>,
+        token_type -> Text,
+        scopes -> Text,
+        expires_at -> Nullable<Ts>,
+        provider_user_id -> Nullable<Text>,
+        provider_login -> Nullable<Text>,
+        provider_email -> Nullable<Text>,
+        provider_name -> Nullable<Text>,
+        metadata -> Json,
+        status -> Text,
+        last_used_at -> Nullable<Ts>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    github_links (id) {
+        id -> Text,
+        user_id -> Text,
+        project_id -> Text,
+        owner -> Text,
+        repo -> Text,
+        full_name -> Text,
+        sync_issues -> Bool,
+        auto_create_tasks -> Bool,
+        sync_status -> Text,
+        last_synced_at -> Nullable<Ts>,
+        last_error -> Nullable<Text>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    github_issues (link_id, number) {
+        link_id -> Text,
+        number -> BigInt,
+        github_id -> BigInt,
+        title -> Text,
+        body -> Nullable<Text>,
+        state -> Text,
+        labels -> Json,
+        assignees -> Json,
+        html_url -> Text,
+        created_at -> Nullable<Text>,
+        updated_at -> Nullable<Text>,
+        closed_at -> Nullable<Text>,
+        synced_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql_types::{Json, Ts};
+
+    integration_webhooks (id) {
+        id -> Text,
+        provider -> Text,
+        event_type -> Text,
+        delivery_id -> Nullable<Text>,
+        payload -> Text,
+        ip -> Nullable<Text>,
+        received_at -> Ts,
+    }
+}
+
+diesel::joinable!(github_issues -> github_links (link_id));
+diesel::joinable!(github_links -> projects (project_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    oauth_states,
+    integration_tokens,
+    github_links,
+    github_issues,
+    integration_webhooks,
+);
+diesel::allow_tables_to_appear_in_same_query!(github_links, projects);

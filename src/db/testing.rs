@@ -147,17 +147,21 @@ fn remove_dir(dir: &std::path::Path) {
 }
 
 async fn admin_connection(admin_url: &str) -> Result<AsyncPgConnection, DbError> {
-    let connector = super::tls::PgConnector::new(admin_url)
-        .map_err(|e| DbError::Config(format!("{PG_ENV} {}: {e}", url::redact(admin_url))))?;
+    let connector = super::tls::PgConnector::new(admin_url).map_err(|e| {
+        DbError::Config(format!(
+            "{PG_ENV} {}: {e}",
+            crate::config::redact_url(admin_url)
+        ))
+    })?;
     match tokio::time::timeout(Duration::from_secs(10), connector.connect()).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(DbError::Unavailable(format!(
             "cannot connect to {}: {e}",
-            url::redact(admin_url)
+            crate::config::redact_url(admin_url)
         ))),
         Err(_) => Err(DbError::Unavailable(format!(
             "cannot connect to {}: timed out",
-            url::redact(admin_url)
+            crate::config::redact_url(admin_url)
         ))),
     }
 }

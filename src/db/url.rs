@@ -1,4 +1,4 @@
-//! Database URL parsing and redaction.
+//! Database URL parsing (redaction is `config::redact_url`).
 
 use super::{Backend, DbError};
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ pub fn parse(url: &str) -> Result<Target, DbError> {
     let Some(rest) = url.strip_prefix("sqlite:") else {
         return Err(DbError::Config(format!(
             "unsupported database URL {}: expected sqlite://path or postgres://…",
-            redact(url)
+            crate::config::redact_url(url)
         )));
     };
     // `sqlite://a/b.db` is relative, `sqlite:///a/b.db` absolute, `sqlite:a/b.db` relative too.
@@ -58,32 +58,10 @@ fn authority_range(url: &str) -> Option<(usize, usize)> {
     Some((start, start + len))
 }
 
-/// The URL with any password replaced by `***`, safe for logs and error messages.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some((start, end)) = authority_range(url) {
-        let authority = &url[start..end];
-        if let Some(at) = authority.rfind('@') {
-            if let Some(colon) = authority[..at].find(':') {
-                out = format!("{}***{}", &url[..start + colon + 1], &url[start + at..]);
-            }
-        }
-    }
-    // tokio-postgres also accepts `?password=…`.
-    if let Some(pos) = out.find("password=") {
-        let value_start = pos + "password=".len();
-        let value_end = out[value_start..]
-            .find('&')
-            .map_or(out.len(), |i| value_start + i);
-        out.replace_range(value_start..value_end, "***");
-    }
-    out
-}
-
 /// The same PostgreSQL server URL pointing at database `name` (query string kept).
 pub fn with_database(url: &str, name: &str) -> Result<String, DbError> {
     let (_, end) = authority_range(url)
-        .ok_or_else(|| DbError::Config(format!("not a URL: {}", redact(url))))?;
+        .ok_or_else(|| DbError::Config(format!("not a URL: {}", crate::config::redact_url(url))))?;
     let query = url[end..].find('?').map_or("", |i| &url[end + i..]);
     Ok(format!("{}/{}{}", &url[..end], name, query))
 }
@@ -108,19 +86,6 @@ mod tests {
         ));
         assert!(parse("sqlite::memory:").is_err());
         assert!(parse("mysql://x").is_err());
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://flux:s3cr@t@db.example:5432/flux"),
-            "postgres://flux:***@db.example:5432/flux"
-        );
-        assert_eq!(redact("postgres://flux@h/db"), "postgres://flux@h/db");
-        assert_eq!(
-            redact("postgres://h/db?user=a&password=b&x=1"),
-            "postgres://h/db?user=a&password=***&x=1"
-        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The security events MCP causes (OPERATOR §7).
-//!
-//! TODO(security-events): the `security_events` recorder is being built elsewhere. When it lands, make
-//! these functions record through it (`admin_action` with `details.action = "mcp_cache_cleared"`, and
-//! `unauthorized_admin_access`); until then they only log. These are the only call sites.
+//! The security events MCP causes (OPERATOR §7), recorded through the listener's security sink
+//! (`web::guard`), which the security module's recorder stands behind. These are the only call sites.
+
+use actix_web::HttpRequest;
+use serde_json::json;
+
+use crate::web::guard::{note, SecurityNote};
 
 /// `admin_action` / `mcp_cache_cleared`.
-pub fn cache_cleared(admin_id: &str, entries: usize) {
+pub fn cache_cleared(req: &HttpRequest, admin_id: &str, entries: usize) {
     tracing::info!(
         event = "admin_action",
         action = "mcp_cache_cleared",
@@ -13,14 +15,10 @@ pub fn cache_cleared(admin_id: &str, entries: usize) {
         entries,
         "MCP result cache cleared"
     );
-}
-
-/// `unauthorized_admin_access` on an MCP admin route.
-pub fn admin_denied(user_id: Option<&str>, path: &str) {
-    tracing::warn!(
-        event = "unauthorized_admin_access",
-        user_id,
-        path,
-        "admin route refused"
+    note(
+        req,
+        SecurityNote::new("admin_action", "info")
+            .user(Some(admin_id))
+            .details(json!({"action": "mcp_cache_cleared", "entries": entries})),
     );
 }

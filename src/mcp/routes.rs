@@ -1,10 +1,8 @@
 //! `/mcp/tools`, `/mcp/query`, `/mcp/cache/clear`.
 //!
-//! The only file of the module that knows who is calling: `AuthUser` (logged in?) and the stored
-//! account through `AuthState`'s database and `auth::store` (an active admin?). When the shared admin
-//! check lands (OPERATOR §0), `require_admin` below is what it replaces.
+//! The only file of the module that knows who is calling: `AuthUser` (logged in?) and, for the admin
+//! routes, the shared admin gate `auth::admin::require_active_admin` (an active admin now?).
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -12,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::cache::{CachedResult, ResultCache};
 use super::{audit, McpError, McpState};
 use crate::auth::{AuthState, AuthUser};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 
 /// Longest `query` text accepted; a tool argument, not a document.
 const MAX_QUERY_CHARS: usize = 100_000;
@@ -27,46 +25,13 @@ pub fn register(cfg: &mut web::ServiceConfig, state: web::Data<McpState>) {
     );
 }
 
-/// OPERATOR §0: an admin is a valid token with `userType: "admin"` whose stored account is an active
-/// admin; the token alone is not enough (a demoted admin's token lives on for minutes).
+/// OPERATOR §0, the one admin gate of the operator surface.
 async fn require_admin(
     app: &AuthState,
     req: &HttpRequest,
     caller: Result<AuthUser, ApiError>,
 ) -> Result<AuthUser, ApiError> {
-    let denied = || {
-        ApiError::with_body(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            json!({"success": false, "message": "Admin access required", "code": "ADMIN_REQUIRED"}),
-        )
-    };
-    let user = match caller {
-        Ok(user) => user,
-        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
-            return Err(ApiError::with_body(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::MissingToken,
-                json!({"success": false, "message": "Authentication required", "code": "AUTH_REQUIRED"}),
-            ))
-        }
-        Err(e) if e.status() == StatusCode::FORBIDDEN => {
-            audit::admin_denied(None, req.path());
-            return Err(denied());
-        }
-        Err(e) => return Err(e),
-    };
-    let admin = user.is_admin()
-        && crate::auth::store::user_by_id(&app.db, &user.id)
-            .await
-            .map_err(|e| ApiError::storage("Server error", e))?
-            .is_some_and(|u| u.is_active && u.user_type == "admin");
-    if admin {
-        Ok(user)
-    } else {
-        audit::admin_denied(Some(&user.id), req.path());
-        Err(denied())
-    }
+    crate::auth::admin::require_active_admin(&app.db, req, caller).await
 }
 
 /// Any logged-in user: the allowed tools, under the server's configured name.
@@ -175,6 +140,6 @@ async fn clear_cache(
     let admin = require_admin(&app, &req, caller).await?;
     state.client()?;
     let entries = state.cache.clear();
-    audit::cache_cleared(&admin.id, entries);
+    audit::cache_cleared(&req, &admin.id, entries);
     Ok(HttpResponse::Ok().json(json!({ "message": "MCP cache cleared successfully" })))
 }

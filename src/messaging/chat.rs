@@ -64,8 +64,10 @@ pub fn check_text(text: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The ids accounts accepts ([`crate::input::usable_id`]: no NUL, which PostgreSQL refuses), at
+/// most [`MAX_ID_CHARS`] long.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_CHARS
+    crate::input::usable_id(id) && id.len() <= MAX_ID_CHARS
 }
 
 /// The conversation, if the caller may use it.
@@ -167,6 +169,8 @@ pub async fn send(
     if let Some(file) = input.file.clone() {
         attachments.insert(0, file);
     }
+    let attachments =
+        super::attachments::sanitize(attachments, &caller.id).map_err(Fail::invalid)?;
     let message_type = if input.file.is_some() { "file" } else { "text" };
     let members = if input.mentions.is_empty() {
         Vec::new()

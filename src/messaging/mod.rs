@@ -3,15 +3,18 @@
 //! - [`store`]: the queries, by subject; who may use a conversation is [`crate::membership`]'s call;
 //! - [`chat`]: the operations shared by socket events and REST routes (check, store, broadcast);
 //! - [`socket`]: the Socket.IO events of both vocabularies; [`rest`]: the routes;
+//! - [`projects`]: the live task events of project pages (`join:project`, `task:*`) on `/`;
 //! - [`presence`]: online users and per-socket rate limits, behind traits (shared through Redis with
 //!   the `redis` feature); [`rooms`]: room names, broadcasts and evictions.
 //!
 //! State: [`Messaging`] (process-wide, also the sockets' state) and, per listener, [`MessagingState`]
 //! (that plus the listener's Socket.IO server for REST-triggered emits).
 
+pub mod attachments;
 pub mod chat;
 pub mod model;
 pub mod presence;
+pub mod projects;
 pub mod rest;
 pub mod rooms;
 pub mod socket;

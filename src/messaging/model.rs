@@ -109,6 +109,7 @@ pub struct NotificationRow {
     pub is_read: bool,
     pub read_at: Option<Timestamp>,
     pub action_url: Option<String>,
+    pub snoozed_until: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
@@ -246,6 +247,7 @@ pub fn notification_json(n: &NotificationRow) -> Value {
         "isRead": n.is_read,
         "readAt": iso(&n.read_at),
         "actionUrl": n.action_url,
+        "snoozedUntil": iso(&n.snoozed_until),
         "expiresAt": iso(&n.expires_at),
         "createdAt": n.created_at.to_iso_millis(),
     })

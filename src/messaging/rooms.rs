@@ -99,8 +99,43 @@ impl Departures for RoomEvictions {
                     tracing::warn!(error = %e, user_id = user, "cannot list conversations to evict from")
                 }
             }
+            // Leaving a team also ends the membership of its projects (unless explicit): their live
+            // rooms stop reaching that user's sockets.
+            if let Scope::Team(team) = scope {
+                match lost_projects(&self.db, team, user).await {
+                    Ok(lost) if !lost.is_empty() => {
+                        let rooms: Vec<String> =
+                            lost.iter().map(|p| super::projects::room(p)).collect();
+                        for ns in NAMESPACES {
+                            if let Some(op) = self.io.of(ns) {
+                                let sockets = [self::user(user), super::projects::user_room(user)];
+                                if let Err(e) = op.to(sockets).leave(rooms.clone()).await {
+                                    tracing::debug!(error = %e, ns, "leave failed");
+                                }
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, user_id = user, "cannot list projects to evict from")
+                    }
+                }
+            }
         })
     }
+}
+
+/// The projects of `team` that `user` no longer belongs to.
+async fn lost_projects(db: &Db, team: &str, user: &str) -> Result<Vec<String>, crate::db::DbError> {
+    let mut pooled = db.get_read().await?;
+    let mut conn = pooled.as_conn();
+    let mut lost = Vec::new();
+    for p in membership::projects_of_team(&mut conn, team).await? {
+        if !membership::is_member(&mut conn, Scope::Project(&p), user).await? {
+            lost.push(p);
+        }
+    }
+    Ok(lost)
 }
 
 /// Refuses every client exactly as an unknown namespace would.

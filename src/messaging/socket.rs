@@ -129,7 +129,7 @@ fn since_arg(v: Option<&Value>) -> Option<i64> {
     .map(|n| n.max(0))
 }
 
-async fn authenticate(
+pub(super) async fn authenticate(
     s: Socket,
     TryData(auth): TryData<Value>,
     State(state): State<SocketState>,
@@ -242,9 +242,21 @@ async fn on_connect(s: Socket, io: Io, State(state): State<SocketState>) {
          SocketEvent(name): SocketEvent,
          TryData(args): TryData<Args>| async move {
             let Some(event) = EVENTS.iter().find(|(n, _)| *n == name).map(|(_, e)| *e) else {
+                if super::projects::EVENTS.contains(&&*name) {
+                    match args {
+                        Ok(args) => super::projects::handle(&name, s, io, state, args).await,
+                        Err(_) => send_error(&s, "Invalid payload"),
+                    }
+                }
                 return;
             };
             match args {
+                // One rule for every event: text PostgreSQL cannot store never reaches a handler.
+                Ok(args) if args.0.iter().any(crate::input::has_nul) => {
+                    if !matches!(event, Event::Echo) {
+                        send_error(&s, "Text must not contain NUL characters");
+                    }
+                }
                 Ok(args) => handle(event, s, io, state, args).await,
                 // Binary attachments cannot be chat payloads; the echo probe just ignores them.
                 Err(e) if !matches!(event, Event::Echo) => {
@@ -307,6 +319,7 @@ async fn announce(state: &SocketState, io: &Io, user: &str, status: &str) {
 }
 
 async fn disconnected(s: Socket, io: Io, state: SocketState) {
+    super::projects::disconnected(&s, &io, &state.db).await;
     let services = state.clone();
     services.limiter.forget(&s.id.to_string());
     let Some(identity) = s.extensions.get::<Identity>() else {

@@ -98,6 +98,8 @@ pub struct Metrics {
     window_latency_us: AtomicU64,
     window: Mutex<Window>,
     latest: Mutex<SystemMetrics>,
+    /// The last hour per minute and per route (admin performance pages, `/monitoring`).
+    pub history: super::history::History,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -209,6 +211,7 @@ impl Metrics {
                 messages: messages_total(),
             }),
             latest: Mutex::new(SystemMetrics::default()),
+            history: super::history::History::default(),
         }
     }
 
@@ -235,6 +238,7 @@ impl Metrics {
                 route: route.to_string(),
             })
             .observe(took.as_secs_f64());
+        self.history.record(method, route, status, took);
         self.window_requests.fetch_add(1, Ordering::Relaxed);
         self.window_latency_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
@@ -275,11 +279,17 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
+    /// OpenMetrics text (what prometheus-client writes).
     pub fn export(&self) -> Result<String, std::fmt::Error> {
         self.refresh_process();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// The Prometheus text format 0.0.4, for scrapers that did not ask for OpenMetrics.
+    pub fn export_prometheus(&self) -> Result<String, std::fmt::Error> {
+        self.export().map(|text| to_prometheus_text(&text))
     }
 
     /// Close the current window and compute the legacy summary from it.
@@ -332,6 +342,7 @@ impl Metrics {
         if let Ok(mut latest) = self.latest.lock() {
             *latest = metrics.clone();
         }
+        self.history.sample(metrics.clone());
         metrics
     }
 
@@ -393,5 +404,58 @@ mod tests {
         ), "{text}");
         assert!(text.contains("flux_process_resident_memory_bytes"));
         assert!(text.contains("# EOF"));
+    }
+}
+
+/// OpenMetrics text → Prometheus text 0.0.4. The samples are the same; what differs is the framing:
+/// a counter family `x` is announced as `x_total` (its sample's name), `# UNIT` and `# EOF` do not
+/// exist, and neither do a counter's `_created` samples.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, kind)| *kind == "counter")
+        .map(|(name, _)| name)
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) && !name.ends_with("_total") {
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                continue;
+            }
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            if let Some(family) = name.strip_suffix("_created") {
+                if counters.contains(family) {
+                    continue;
+                }
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod prometheus_text_tests {
+    use super::to_prometheus_text;
+
+    #[test]
+    fn counters_take_their_sample_names() {
+        let om = "# HELP req Requests.\n# TYPE req counter\nreq_total{a=\"b\"} 3\nreq_created 1.5\n# HELP up Up.\n# TYPE up gauge\n# UNIT up seconds\nup 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP req_total Requests.\n# TYPE req_total counter\nreq_total{a=\"b\"} 3\n# HELP up Up.\n# TYPE up gauge\nup 1\n"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! State: [`Monitor`] (process-wide, the metrics sockets' state) and, per listener, [`MonitorState`]
 //! (what `/metrics` and the request recorder of that listener use).
 
+pub mod history;
 pub mod metrics;
 pub mod system;
 
@@ -19,7 +20,7 @@ use crate::db::Db;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use socketioxide::extract::{State, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -242,7 +243,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: web::Data<MonitorState>) {
         .route("/metrics", web::get().to(prometheus));
 }
 
-async fn prometheus(state: web::Data<MonitorState>) -> HttpResponse {
+/// Prometheus text 0.0.4 unless the scraper's `Accept` asks for OpenMetrics (Prometheus itself
+/// does; `curl` and older scrapers do not and could not parse it).
+async fn prometheus(req: HttpRequest, state: web::Data<MonitorState>) -> HttpResponse {
     if let Some(io) = &state.io {
         for op in io.nsps() {
             let path = op.ns_path().to_owned();
@@ -251,10 +254,27 @@ async fn prometheus(state: web::Data<MonitorState>) -> HttpResponse {
         }
     }
     state.metrics.set_pool(state.db.pool_stats());
-    match state.metrics.export() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(text),
+    let openmetrics = req
+        .headers()
+        .get_all(actix_web::http::header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.to_ascii_lowercase()
+                .contains("application/openmetrics-text")
+        });
+    let (text, content_type) = if openmetrics {
+        (
+            state.metrics.export(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            state.metrics.export_prometheus(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    match text {
+        Ok(text) => HttpResponse::Ok().content_type(content_type).body(text),
         Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError::internal(
             "Internal server error",
             e,

@@ -18,6 +18,8 @@ const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str =
     "Origin, X-Requested-With, Content-Type, Accept, Authorization, X-CSRF-Token";
 const MAX_AGE: &str = "86400";
+/// Response headers the frontend may read: the CSRF token and the list headers of `web::paging`.
+const EXPOSE_HEADERS: &str = "X-CSRF-Token, X-Total-Count, X-Last-Seq";
 
 #[derive(Debug, Clone)]
 pub struct CorsPolicy {
@@ -91,7 +93,7 @@ pub async fn middleware(
     );
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("X-CSRF-Token"),
+        HeaderValue::from_static(EXPOSE_HEADERS),
     );
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     Ok(response)

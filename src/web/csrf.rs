@@ -158,6 +158,11 @@ pub async fn middleware(
     }
     let (Some(expected), Some(submitted)) = (cookie_token, submitted) else {
         tracing::info!(path = %req.path(), "CSRF token missing");
+        crate::web::guard::note(
+            req.request(),
+            crate::web::guard::SecurityNote::new("invalid_csrf_token", "medium")
+                .details(serde_json::json!({"reason": "missing"})),
+        );
         let res = failure(
             "CSRF_TOKEN_MISSING",
             "CSRF token missing. Please refresh the page and try again.",
@@ -166,6 +171,11 @@ pub async fn middleware(
     };
     if !bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) {
         tracing::info!(path = %req.path(), "CSRF token invalid");
+        crate::web::guard::note(
+            req.request(),
+            crate::web::guard::SecurityNote::new("invalid_csrf_token", "medium")
+                .details(serde_json::json!({"reason": "mismatch"})),
+        );
         let res = failure(
             "CSRF_TOKEN_INVALID",
             "CSRF token invalid. Please refresh the page and try again.",

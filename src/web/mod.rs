@@ -6,6 +6,8 @@
 pub mod access_log;
 pub mod cors;
 pub mod csrf;
+pub mod guard;
+pub mod nul;
 pub mod paging;
 pub mod rate_limit;
 pub mod request;
@@ -66,14 +68,19 @@ pub fn body_limits(cfg: &mut web::ServiceConfig, limit: usize) {
     }));
 }
 
+/// The 413 of a body over the listener's limit.
+pub fn body_too_large(limit: usize) -> ApiError {
+    ApiError::with_body(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        serde_json::json!({ "message": "Request body too large", "limit": limit }),
+    )
+}
+
 fn json_error(err: error::JsonPayloadError) -> ApiError {
     use error::JsonPayloadError as E;
     match err {
-        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::with_body(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            serde_json::json!({ "message": "Request body too large", "limit": limit }),
-        ),
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => body_too_large(limit),
         E::ContentType => ApiError::message(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,

@@ -4,6 +4,12 @@ use serde::Deserialize;
 
 pub const MAX_LIMIT: u32 = 100;
 
+/// List bodies are bare arrays (the frontend maps over them directly); a list's total and, for
+/// message history, the sequence watermark that `?since=` recovery resumes from travel in these
+/// headers. `web::cors` exposes them to the browser.
+pub const TOTAL_COUNT: &str = "X-Total-Count";
+pub const LAST_SEQ: &str = "X-Last-Seq";
+
 /// `?limit=&page=` or `?limit=&offset=`; out-of-range or non-numeric values fall back to the bounds
 /// instead of reaching the database.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -217,6 +217,14 @@ pub async fn middleware(
         let hit = store.hit(&key, budget.window).await;
         if hit.count > budget.max {
             tracing::info!(limiter = budget.name, %ip, "rate limit exceeded");
+            // Once per address and window: the first refused request of the window.
+            if hit.count == budget.max.saturating_add(1) {
+                crate::web::guard::note(
+                    req.request(),
+                    crate::web::guard::SecurityNote::new("rate_limit_exceeded", "low")
+                        .details(json!({"limiter": budget.name, "limit": budget.max})),
+                );
+            }
             let retry_after = budget.window.as_secs();
             let mut res = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).json(json!({
                 "error": budget.message,

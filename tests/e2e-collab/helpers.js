@@ -232,6 +232,10 @@ export async function jsonPeer(server, room, { tok = token(), requestOnInit = fa
   const doc = new Y.Doc();
   const sock = rawSocket(`${server.ws}/${room}?token=${tok}`);
   const peer = { ws: sock.ws, doc, closed: sock.closed, inits: 0, updates: 0, presence: [], binary: 0, errors: [] };
+  // Kept for the diagnosis of a failed wait: a peer the server closed never converges.
+  sock.closed.then(({ code, reason }) => {
+    peer.closedWith = `${code} ${reason}`;
+  });
   sock.ws.on("message", (data, isBinary) => {
     if (isBinary) {
       peer.binary += 1;

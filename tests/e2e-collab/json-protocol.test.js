@@ -119,10 +119,17 @@ describe("the original JSON protocol", () => {
     for (let u = 0; u < 20; u++) {
       for (let i = 0; i < 50; i++) peers[i].doc.getArray("items").push([`${i}:${u}`]);
     }
+    const started = Date.now();
     await waitFor(() => peers.every((x) => x.doc.getArray("items").length === 1000), {
       timeout: 30_000,
       message: "1000 items at every peer",
+    }).catch((e) => {
+      const behind = peers
+        .map((x, i) => ({ i, items: x.doc.getArray("items").length, inits: x.inits, updates: x.updates, closed: x.closedWith }))
+        .filter((x) => x.items !== 1000);
+      throw new Error(`${e.message}; peers behind: ${JSON.stringify(behind)}`);
     });
+    console.log(`50 JSON peers converged ${Date.now() - started} ms after the last edit`);
     const first = JSON.stringify(peers[0].doc.getArray("items").toArray());
     for (const x of peers) assert.equal(JSON.stringify(x.doc.getArray("items").toArray()), first);
     for (const x of peers) x.close();

@@ -147,10 +147,10 @@ describe("flux serve unified — messaging end to end", () => {
       // The DM lives in a direct conversation both can read, and only they.
       const hist = await api(server, "GET", `/api/conversations/${dm.conversationId}/messages`, bob.token);
       assert.equal(hist.status, 200);
-      assert.equal(hist.json.messages[0].id, dm.id);
+      assert.equal(hist.json[0].id, dm.id, "a bare array, as the frontend maps it");
       assert.equal((await api(server, "GET", `/api/conversations/${dm.conversationId}/messages`, carol.token)).status, 403);
       const convs = await api(server, "GET", "/api/conversations", bob.token);
-      const direct = convs.json.conversations.find((x) => x.id === dm.conversationId);
+      const direct = convs.json.find((x) => x.id === dm.conversationId);
       assert.equal(direct.type, "direct");
       assert.equal(direct.unreadCount, 1);
 
@@ -162,7 +162,7 @@ describe("flux serve unified — messaging end to end", () => {
       const status = await a.next("message:status-updated");
       assert.deepEqual([status.messageId, status.status, status.readBy], [dm.id, "read", bob.id]);
       const after = await api(server, "GET", "/api/conversations", bob.token);
-      assert.equal(after.json.conversations.find((x) => x.id === dm.conversationId).unreadCount, 0);
+      assert.equal(after.json.find((x) => x.id === dm.conversationId).unreadCount, 0);
 
       // A second DM reuses the same conversation.
       markAll(a, b);
@@ -183,9 +183,11 @@ describe("flux serve unified — messaging end to end", () => {
       assert.ok(await silent(c, "notification:mention"));
       const list = await api(server, "GET", "/api/notifications", bob.token);
       assert.equal(list.status, 200);
-      assert.ok(list.json.notifications.some((n) => n.type === "mention" && n.data.messageId === sentMsg.id));
+      assert.equal(typeof list.json[0].isRead, "boolean");
+      assert.ok(list.json.some((n) => n.type === "mention" && n.data.messageId === sentMsg.id));
       const none = await api(server, "GET", "/api/notifications", carol.token);
-      assert.equal(none.json.total, 0);
+      assert.deepEqual(none.json, []);
+      assert.equal(none.headers["x-total-count"], "0");
     } finally {
       closeAll(a, b, c);
     }
@@ -304,7 +306,8 @@ describe("flux serve unified — messaging end to end", () => {
       assert.deepEqual(viaJoin.map((x) => x.text), ["missed 2", "missed 3"]);
       const rest = await api(server, "GET", `/api/conversations/${channel}/messages?since=${last.seq}`, bob.token);
       assert.equal(rest.status, 200);
-      assert.deepEqual(rest.json.messages.map((x) => x.text), ["missed 1", "missed 2", "missed 3"]);
+      assert.deepEqual(rest.json.map((x) => x.text), ["missed 1", "missed 2", "missed 3"]);
+      assert.equal(rest.headers["x-last-seq"], String(last.seq + 3), "the watermark travels in a header");
     } finally {
       closeAll(a, b);
     }

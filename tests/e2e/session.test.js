@@ -57,7 +57,7 @@ describe("a known socket id opens nobody's session", () => {
   async function stored() {
     const res = await api(server, "GET", `/api/conversations/${channel}/messages`, victimUser.token);
     assert.equal(res.status, 200, res.text);
-    return res.json.messages.map((m) => m.content);
+    return res.json.map((m) => m.content);
   }
 
   it("users:online tells a co-member nothing about the victim's socket or session", async () => {

@@ -214,7 +214,8 @@ describe("flux serve unified — Socket.IO end to end", () => {
     const messaging = manager.socket("/messaging", { auth: { token } });
     const auth = manager.socket("/auth", { auth: { token: admin } });
     const performance = manager.socket("/performance", { auth: { token: admin } });
-    const root = manager.socket("/");
+    // `/` serves the live project events and takes a token like /messaging (issue 12).
+    const root = manager.socket("/", { auth: { token } });
     // The metrics namespaces greet each socket with system_metrics; listen before they connect.
     const greetings = Promise.all([nextEvent(auth, "system_metrics", STEP), nextEvent(performance, "system_metrics", STEP)]);
     try {

@@ -168,6 +168,29 @@ pub async fn get(t: &TestServer, path: &str, user: &User) -> (u16, Value) {
     call(t, reqwest::Method::GET, path, Some(user), None).await
 }
 
+/// A GET that also returns one response header (`None` when absent): list bodies are bare arrays
+/// and carry their totals and watermarks in headers.
+pub async fn get_header(
+    t: &TestServer,
+    path: &str,
+    user: &User,
+    header: &str,
+) -> (u16, Option<String>, Value) {
+    let res = t
+        .client
+        .get(t.url(ListenerKind::Unified, path))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status().as_u16();
+    let value = res
+        .headers()
+        .get(header)
+        .map(|v| v.to_str().expect("ascii header").to_owned());
+    (status, value, res.json().await.unwrap_or(Value::Null))
+}
+
 pub async fn post(t: &TestServer, path: &str, user: &User, body: Value) -> (u16, Value) {
     call(t, reqwest::Method::POST, path, Some(user), Some(body)).await
 }

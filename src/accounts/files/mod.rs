@@ -13,6 +13,7 @@
 //!   `Authorization: Bearer` or by `?token=<access token>`; anyone else gets 404. Only JPEG, PNG,
 //!   GIF and WebP are served inline; everything else as `attachment`, always with `nosniff`.
 
+mod project;
 pub mod sniff;
 pub mod storage;
 pub mod store;
@@ -47,6 +48,8 @@ pub struct FileServices {
     pub store: LocalDisk,
     pub max_file_bytes: u64,
     pub max_files: usize,
+    /// Whole-request bound of one upload (`uploads.deadline_secs`).
+    pub deadline: std::time::Duration,
 }
 
 impl FileServices {
@@ -55,6 +58,7 @@ impl FileServices {
             store: LocalDisk::new(settings.data_dir.join("uploads")),
             max_file_bytes: settings.uploads.max_file_bytes,
             max_files: settings.uploads.max_files.max(1),
+            deadline: settings.uploads.deadline(),
         }
     }
 }
@@ -65,6 +69,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/files/{id}", web::get().to(get))
         .route("/files/{id}", web::put().to(update))
         .route("/files/{id}", web::delete().to(delete));
+    project::routes(cfg);
 }
 
 /// `POST /upload` of the legacy messaging service (single field `file`).
@@ -148,6 +153,74 @@ struct UploadSpec {
     /// Chat attachments are shared with a conversation by their URL, which the downloading
     /// participants cannot prove membership for; their random 128-bit name is the capability.
     public: bool,
+    /// The project the route names (it wins over a `projectId` form field).
+    project: Option<String>,
+    /// Whether a `metadata` text field (JSON `{description?, tags?}`) is read.
+    metadata: bool,
+}
+
+/// Checked `description` and `tags`: no NUL, bounded, tags trimmed and blank ones dropped.
+fn checked_meta(
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+) -> Result<(Option<String>, Option<Vec<String>>), ApiError> {
+    let nul = description.as_deref().is_some_and(|d| d.contains('\0'))
+        || tags.iter().flatten().any(|t| t.contains('\0'));
+    if nul {
+        return Err(crate::input::nul_text());
+    }
+    if let Some(d) = &description {
+        if d.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidInput,
+                format!("Description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+    }
+    let tags = match tags {
+        None => None,
+        Some(tags) => {
+            let tags: Vec<String> = tags
+                .into_iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidInput,
+                    format!("At most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters"),
+                ));
+            }
+            Some(tags)
+        }
+    };
+    Ok((description, tags))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UploadMeta {
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+/// The `metadata` form field: absent, or a JSON object with optional `description` and `tags`.
+fn upload_meta(raw: Option<&str>) -> Result<(Option<String>, Vec<String>), ApiError> {
+    let bad = || ApiError::bad_request(ErrorCode::InvalidInput, "metadata must be a JSON object");
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok((None, Vec::new()));
+    };
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| bad())?;
+    if !value.is_object() {
+        return Err(bad());
+    }
+    let meta: UploadMeta = serde_json::from_value(value).map_err(|e| {
+        ApiError::bad_request(ErrorCode::InvalidInput, format!("Invalid metadata: {e}"))
+    })?;
+    let (description, tags) = checked_meta(meta.description, meta.tags)?;
+    let description = description
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
+    Ok((description, tags.unwrap_or_default()))
 }
 
 /// Receives a form, checks the project, and records every stored file; refused or failed uploads
@@ -170,6 +243,19 @@ async fn receive_and_record(
         spec.no_files,
     )
     .await?;
+    let meta = if spec.metadata {
+        upload_meta(form.metadata.as_deref())
+    } else {
+        Ok((None, Vec::new()))
+    };
+    let (description, tags) = match meta {
+        Ok(m) => m,
+        Err(e) => {
+            forget(services, &form).await;
+            return Err(e);
+        }
+    };
+    let project_id = spec.project.clone().or_else(|| form.project_id.clone());
     let at = now();
     let rows: Vec<FileRow> = form
         .files
@@ -177,21 +263,20 @@ async fn receive_and_record(
         .map(|f| FileRow {
             id: crate::db::new_id(),
             owner_id: user.id.clone(),
-            project_id: form.project_id.clone(),
+            project_id: project_id.clone(),
             original_name: f.original_name.clone(),
             stored_name: f.stored_name.clone(),
             storage_key: f.stored_name.clone(),
             size: f.size as i64,
             mime_type: f.kind.mime.to_owned(),
             sniffed_type: Some(f.kind.mime.to_owned()),
-            description: None,
-            tags: Json(Vec::new()),
+            description: description.clone(),
+            tags: Json(tags.clone()),
             is_public: spec.public,
             created_at: at,
             updated_at: at,
         })
         .collect();
-    let project_id = form.project_id.clone();
     let user_id = user.id.clone();
     let to_insert = rows.clone();
     let recorded = if rows.is_empty() {
@@ -225,14 +310,19 @@ async fn receive_and_record(
             .map_err(|e| e.into_api(fail))
     };
     if let Err(e) = recorded {
-        for f in &form.files {
-            if let Err(err) = services.store.delete(&f.stored_name).await {
-                tracing::warn!(error = %err, name = %f.stored_name, "cannot remove an unrecorded upload");
-            }
-        }
+        forget(services, &form).await;
         return Err(e);
     }
     Ok(rows)
+}
+
+/// Removes the bytes of a form that will not be recorded.
+async fn forget(services: &FileServices, form: &upload::Form) {
+    for f in &form.files {
+        if let Err(err) = services.store.delete(&f.stored_name).await {
+            tracing::warn!(error = %err, name = %f.stored_name, "cannot remove an unrecorded upload");
+        }
+    }
 }
 
 async fn upload_files(
@@ -247,6 +337,8 @@ async fn upload_files(
         fail: "Error uploading files",
         no_files,
         public: false,
+        project: None,
+        metadata: false,
     };
     let rows = receive_and_record(&state, &user, &req, payload, spec).await?;
     if rows.is_empty() {
@@ -269,6 +361,8 @@ async fn upload_single(
         fail: "File upload failed",
         no_files: no_file,
         public: true,
+        project: None,
+        metadata: false,
     };
     let rows = receive_and_record(&state, &user, &req, payload, spec).await?;
     let Some(row) = rows.into_iter().next() else {
@@ -344,39 +438,7 @@ async fn update(
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let nul = body
-        .description
-        .as_deref()
-        .is_some_and(|d| d.contains('\0'))
-        || body.tags.iter().flatten().any(|t| t.contains('\0'));
-    if nul {
-        return Err(crate::input::nul_text());
-    }
-    if let Some(d) = &body.description {
-        if d.chars().count() > MAX_DESCRIPTION_CHARS {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidInput,
-                format!("Description must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            ));
-        }
-    }
-    let tags = match body.tags {
-        None => None,
-        Some(tags) => {
-            let tags: Vec<String> = tags
-                .into_iter()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect();
-            if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > MAX_TAG_CHARS) {
-                return Err(ApiError::bad_request(
-                    ErrorCode::InvalidInput,
-                    format!("At most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters"),
-                ));
-            }
-            Some(tags)
-        }
-    };
+    let (description, tags) = checked_meta(body.description, body.tags)?;
     let id = path.into_inner();
     let user_id = user.id.clone();
     let row = state
@@ -386,7 +448,7 @@ async fn update(
                 .await?
                 .ok_or_else(file_not_found)?;
             // An explicit "" clears the description (the original could not, CONTRACT §14.3).
-            if let Some(d) = body.description {
+            if let Some(d) = description {
                 let d = d.trim().to_owned();
                 row.description = (!d.is_empty()).then_some(d);
             }

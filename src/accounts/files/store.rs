@@ -97,6 +97,27 @@ pub async fn list(
     })?)
 }
 
+/// Every file of a project, whoever uploaded it, newest first.
+pub async fn of_project(
+    conn: &mut Conn<'_>,
+    project_id: &str,
+    page: Page,
+) -> Result<Vec<FileRow>, DbError> {
+    if !usable_id(project_id) {
+        return Ok(Vec::new());
+    }
+    Ok(crate::db!(conn, |c| {
+        files::table
+            .filter(files::project_id.eq(project_id))
+            .order((files::created_at.desc(), files::id.desc()))
+            .limit(i64::from(page.limit))
+            .offset(page.offset as i64)
+            .select(FileRow::as_select())
+            .load(c)
+            .await
+    })?)
+}
+
 pub async fn update_meta(conn: &mut Conn<'_>, row: &FileRow) -> Result<(), DbError> {
     crate::db!(conn, |c| {
         diesel::update(files::table.find(&row.id))

@@ -2,6 +2,12 @@
 //! accepted file under a random name as soon as it is complete (so memory holds one file at a time).
 //! Any refusal removes what this request already stored.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
 use actix_multipart::{Field, Multipart};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
@@ -16,6 +22,8 @@ use crate::error::{ApiError, ErrorCode};
 
 /// Largest text field (such as `projectId`) accepted next to the files.
 const MAX_TEXT_FIELD: usize = 1024;
+/// Largest `metadata` field: room for a full description and every tag, JSON-escaped.
+const MAX_METADATA_FIELD: usize = 32 * 1024;
 /// Most text fields accepted next to the files (the frontend sends one, `projectId`).
 const MAX_TEXT_FIELDS: usize = 16;
 /// Longest original name kept for display.
@@ -34,6 +42,8 @@ pub struct Stored {
 pub struct Form {
     pub files: Vec<Stored>,
     pub project_id: Option<String>,
+    /// The raw `metadata` text field (JSON), for the routes that read it.
+    pub metadata: Option<String>,
 }
 
 fn unexpected_field() -> ApiError {
@@ -97,9 +107,9 @@ pub fn display_name(raw: Option<&str>) -> String {
     }
 }
 
-async fn read_limited(field: &mut Field, limit: u64) -> Result<Bytes, ApiError> {
+async fn read_limited(field: &mut Field, limit: u64, ended: &Ended) -> Result<Bytes, ApiError> {
     let mut buf = BytesMut::new();
-    while let Some(chunk) = field.next().await {
+    while let Some(chunk) = unless_stuck(field.next(), ended).await? {
         let chunk = chunk.map_err(|_| malformed())?;
         if (buf.len() + chunk.len()) as u64 > limit {
             return Err(too_large(limit));
@@ -109,20 +119,56 @@ async fn read_limited(field: &mut Field, limit: u64) -> Result<Bytes, ApiError> 
     Ok(buf.freeze())
 }
 
+/// Set once the request body has ended: everything the parser will ever get is in its buffer.
+type Ended = Rc<Cell<bool>>;
+
+/// The request body, noting when it ends.
+struct Watched {
+    inner: web::Payload,
+    ended: Ended,
+}
+
+impl futures_util::Stream for Watched {
+    type Item = Result<Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(None) = item {
+            self.ended.set(true);
+        }
+        item
+    }
+}
+
+/// Polls `fut`; a `Pending` after the body ended can never be woken again (actix-multipart waits
+/// for more bytes after a part that has no closing boundary), so it is a malformed body.
+async fn unless_stuck<F: Future>(fut: F, ended: &Ended) -> Result<F::Output, ApiError> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Ok(out)),
+        Poll::Pending if ended.get() => Poll::Ready(Err(malformed())),
+        Poll::Pending => Poll::Pending,
+    })
+    .await
+}
+
 /// A multipart stream that remembers it ended: actix-multipart panics when polled again after it
 /// returned an error.
 struct Parts {
     inner: Multipart,
     done: bool,
+    ended: Ended,
 }
 
 impl Parts {
-    async fn next(&mut self) -> Option<Result<Field, actix_multipart::MultipartError>> {
+    async fn next(
+        &mut self,
+    ) -> Result<Option<Result<Field, actix_multipart::MultipartError>>, ApiError> {
         if self.done {
-            return None;
+            return Ok(None);
         }
-        let item = self.inner.next().await;
-        if !matches!(item, Some(Ok(_))) {
+        let item = unless_stuck(self.inner.next(), &self.ended).await;
+        if !matches!(item, Ok(Some(Ok(_)))) {
             self.done = true;
         }
         item
@@ -131,14 +177,23 @@ impl Parts {
 
 /// Reads the rest of the body (bounded), so the client sees the error answer instead of a reset.
 async fn drain(multipart: &mut Parts, mut budget: u64) {
-    while let Some(Ok(mut field)) = multipart.next().await {
-        while let Some(Ok(chunk)) = field.next().await {
+    let ended = multipart.ended.clone();
+    while let Ok(Some(Ok(mut field))) = multipart.next().await {
+        while let Ok(Some(Ok(chunk))) = unless_stuck(field.next(), &ended).await {
             budget = budget.saturating_sub(chunk.len() as u64);
             if budget == 0 {
                 return;
             }
         }
     }
+}
+
+fn timed_out() -> ApiError {
+    ApiError::message(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::RequestTimeout,
+        "Upload took too long",
+    )
 }
 
 /// Reads the form: `file_field` parts (at most `max_files`) and a `projectId` text field.
@@ -150,20 +205,33 @@ pub async fn receive(
     max_files: usize,
     no_files: fn() -> ApiError,
 ) -> Result<Form, ApiError> {
-    let mut multipart = Parts {
-        inner: Multipart::new(req.headers(), payload),
-        done: false,
+    let ended = Ended::default();
+    let body = Watched {
+        inner: payload,
+        ended: ended.clone(),
     };
+    let mut multipart = Parts {
+        inner: Multipart::new(req.headers(), body),
+        done: false,
+        ended,
+    };
+    // One deadline for the whole request: a client trickling bytes holds a worker slot and delays
+    // shutdown, however small its upload.
+    let deadline = tokio::time::Instant::now() + services.deadline;
     let mut form = Form::default();
-    let result = read_all(
-        services,
-        &mut multipart,
-        &mut form,
-        file_field,
-        max_files,
-        no_files,
+    let result = tokio::time::timeout_at(
+        deadline,
+        read_all(
+            services,
+            &mut multipart,
+            &mut form,
+            file_field,
+            max_files,
+            no_files,
+        ),
     )
-    .await;
+    .await
+    .unwrap_or_else(|_| Err(timed_out()));
     if let Err(e) = result {
         for stored in &form.files {
             if let Err(err) = services.store.delete(&stored.stored_name).await {
@@ -171,7 +239,7 @@ pub async fn receive(
             }
         }
         let budget = services.max_file_bytes.saturating_mul(max_files as u64 + 1);
-        drain(&mut multipart, budget).await;
+        let _ = tokio::time::timeout_at(deadline, drain(&mut multipart, budget)).await;
         return Err(e);
     }
     Ok(form)
@@ -188,7 +256,7 @@ async fn read_all(
     let mut count = 0usize;
     let mut seen_field = false;
     let mut text_fields = 0usize;
-    while let Some(field) = multipart.next().await {
+    while let Some(field) = multipart.next().await? {
         // A body that is not multipart, or an empty form, has no files (multer's answer too).
         let mut field = field.map_err(|_| if seen_field { malformed() } else { no_files() })?;
         seen_field = true;
@@ -205,7 +273,12 @@ async fn read_all(
                     "Too many form fields",
                 ));
             }
-            let value = read_limited(&mut field, MAX_TEXT_FIELD as u64)
+            let limit = if name == "metadata" {
+                MAX_METADATA_FIELD
+            } else {
+                MAX_TEXT_FIELD
+            };
+            let value = read_limited(&mut field, limit as u64, &multipart.ended)
                 .await
                 .map_err(|e| {
                     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -227,6 +300,11 @@ async fn read_all(
                     ));
                 }
                 form.project_id = (!value.is_empty()).then(|| value.to_owned());
+            } else if name == "metadata" {
+                let value = std::str::from_utf8(&value).map_err(|_| {
+                    ApiError::bad_request(ErrorCode::InvalidInput, "metadata must be a JSON object")
+                })?;
+                form.metadata = Some(value.to_owned());
             }
             continue;
         }
@@ -237,7 +315,7 @@ async fn read_all(
         if count > max_files {
             return Err(unexpected_field());
         }
-        let bytes = read_limited(&mut field, services.max_file_bytes).await?;
+        let bytes = read_limited(&mut field, services.max_file_bytes, &multipart.ended).await?;
         let original_name = display_name(filename.as_deref());
         let kind = sniff(&bytes, &original_name).ok_or_else(unsupported)?;
         let stored_name = new_stored_name(kind.ext);

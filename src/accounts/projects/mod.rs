@@ -1,11 +1,16 @@
 //! Projects (CONTRACT §7): create, list, read, update, and the link to a messaging channel.
 //!
-//! Access follows `project_members` (the creator is `owner`): members read and link a channel; owners
-//! and admins update. The validation rules the original shipped but never mounted are applied here
+//! Access follows [`crate::membership`] (the creator is `owner`, the project's team members join it):
+//! members read, link a channel and work on tasks, milestones and activities; owners and admins
+//! update and delete. The validation rules the original shipped but never mounted are applied here
 //! (name ≤ 200, description ≤ 2000, status and priority whitelists, with the legacy `active` status
 //! still accepted), and a linked channel must exist and be usable by the caller.
 
+pub mod activities;
+pub mod fields;
+pub mod milestones;
 pub mod store;
+pub mod tasks;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -30,7 +35,9 @@ pub const STATUSES: &[&str] = &[
     "active",
     "planning",
     "in_progress",
+    "in-progress",
     "on_hold",
+    "on-hold",
     "completed",
     "cancelled",
 ];
@@ -41,8 +48,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects", web::get().to(list))
         .route("/projects/{id}", web::get().to(get))
         .route("/projects/{id}", web::put().to(update))
+        .route("/projects/{id}", web::delete().to(delete))
         .route("/projects/{id}/channel", web::post().to(link_channel))
-        .route("/projects/{id}/channel", web::get().to(channel));
+        .route("/projects/{id}/channel", web::get().to(channel))
+        .route("/projects/{id}/members", web::get().to(members))
+        .route("/projects/{id}/activities", web::get().to(activities::list));
+    tasks::routes(cfg);
+    milestones::routes(cfg);
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +97,7 @@ fn channel_metadata(row: &ProjectRow) -> Option<ChannelMetadata> {
     })
 }
 
-fn view(row: ProjectRow, members: Vec<ProjectMemberRow>) -> Project {
+pub(crate) fn view(row: ProjectRow, members: Vec<ProjectMemberRow>) -> Project {
     Project {
         channel_metadata: channel_metadata(&row),
         id: row.id,
@@ -139,7 +151,7 @@ fn pick(value: Option<&str>, allowed: &[&str], what: &str) -> Result<Option<Stri
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ProjectBody {
+pub(crate) struct ProjectBody {
     name: Option<String>,
     description: Option<String>,
     team_id: Option<String>,
@@ -147,7 +159,7 @@ struct ProjectBody {
     priority: Option<String>,
 }
 
-async fn create(
+pub(crate) async fn create(
     state: web::Data<AccountsState>,
     user: AuthUser,
     body: web::Json<ProjectBody>,
@@ -239,7 +251,7 @@ async fn list(
 }
 
 /// The project and the caller's membership, or 404 / 403 `Access denied`.
-async fn project_for_member(
+pub(crate) async fn project_for_member(
     conn: &mut Conn<'_>,
     id: &str,
     user_id: &str,
@@ -268,6 +280,24 @@ async fn get(
         .map_err(|e| e.into_api(fail))?;
     let project = load(&mut conn, row).await.map_err(db_fail(fail))?;
     Ok(HttpResponse::Ok().json(project))
+}
+
+/// `GET /projects/{id}/members`: a bare array, as `OrganizationContext.getProjectMembers` reads it.
+async fn members(
+    state: web::Data<AccountsState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let fail = "Error retrieving project members";
+    let mut pooled = state.db.get_read().await.map_err(db_fail(fail))?;
+    let mut conn = pooled.as_conn();
+    project_for_member(&mut conn, &path, &user.id, access_denied)
+        .await
+        .map_err(|e| e.into_api(fail))?;
+    let list = crate::accounts::teams::roster::project_roster(&mut conn, &path)
+        .await
+        .map_err(db_fail(fail))?;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 fn permission_denied() -> ApiError {
@@ -323,7 +353,47 @@ async fn update(
         })
         .await
         .map_err(|e| e.into_api("Error updating project"))?;
-    Ok(HttpResponse::Ok().json(project))
+    // useProjects reads `result.project`; older callers read the bare fields.
+    let mut body = serde_json::to_value(&project).map_err(|e| {
+        tracing::error!(error = %e, "project does not serialize");
+        ApiError::message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "Error updating project",
+        )
+    })?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("project".into(), json!(project));
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn delete(
+    state: web::Data<AccountsState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let user_id = user.id.clone();
+    let deleted = id.clone();
+    state
+        .db
+        .transaction(async move |mut conn| {
+            let (_, member) =
+                project_for_member(&mut conn, &id, &user_id, permission_denied).await?;
+            if !matches!(member.role.as_str(), "owner" | "admin") {
+                return Err(permission_denied().into());
+            }
+            store::delete(&mut conn, &id).await?;
+            Ok::<_, TxError>(())
+        })
+        .await
+        .map_err(|e| e.into_api("Error deleting project"))?;
+    tracing::info!(project = %deleted, user = %user.id, "project deleted");
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({"success": true, "message": "Project deleted successfully"})),
+    )
 }
 
 #[derive(Debug, Deserialize)]

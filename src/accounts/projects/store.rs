@@ -59,33 +59,31 @@ pub async fn project(conn: &mut Conn<'_>, id: &str) -> Result<Option<ProjectRow>
     })?)
 }
 
+/// Every member of each project, explicit and through the project's team (see [`crate::membership`]).
 pub async fn members_of(
     conn: &mut Conn<'_>,
     project_ids: &[String],
 ) -> Result<Vec<ProjectMemberRow>, DbError> {
-    Ok(crate::db!(conn, |c| {
-        project_members::table
-            .filter(project_members::project_id.eq_any(project_ids))
-            .order((
-                project_members::joined_at.asc(),
-                project_members::user_id.asc(),
-            ))
-            .select(ProjectMemberRow::as_select())
-            .load(c)
-            .await
-    })?)
+    Ok(crate::membership::project_members_of(conn, project_ids)
+        .await?
+        .into_iter()
+        .map(|(id, m)| ProjectMemberRow::of(&id, m))
+        .collect())
 }
 
-/// Projects `user_id` is a member of, newest first.
+/// Projects `user_id` is a member of (explicitly or through a team), newest first.
 pub async fn projects_of(
     conn: &mut Conn<'_>,
     user_id: &str,
     page: Page,
 ) -> Result<Vec<ProjectRow>, DbError> {
+    let ids = crate::membership::projects_of_user(conn, user_id).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(crate::db!(conn, |c| {
         projects::table
-            .inner_join(project_members::table)
-            .filter(project_members::user_id.eq(user_id))
+            .filter(projects::id.eq_any(&ids))
             .order((projects::created_at.desc(), projects::id.desc()))
             .limit(i64::from(page.limit))
             .offset(page.offset as i64)
@@ -93,6 +91,15 @@ pub async fn projects_of(
             .load(c)
             .await
     })?)
+}
+
+/// Removes the project; its members, tasks, milestones, activities and channels go with it
+/// (`ON DELETE CASCADE`), its files stay with their owners.
+pub async fn delete(conn: &mut Conn<'_>, id: &str) -> Result<(), DbError> {
+    crate::db!(conn, |c| {
+        diesel::delete(projects::table.find(id)).execute(c).await
+    })?;
+    Ok(())
 }
 
 pub async fn insert(

@@ -6,6 +6,7 @@
 //! see pending invite e-mails.
 
 pub mod model;
+pub mod roster;
 pub mod store;
 
 use actix_web::http::StatusCode;
@@ -33,8 +34,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/teams", web::get().to(list))
         .route("/teams/{id}", web::get().to(get))
         .route("/teams/{id}", web::put().to(update))
+        .route("/teams/{id}", web::delete().to(delete))
         .route("/teams/{id}/invite", web::post().to(invite))
         .route("/teams/{id}/accept-invite", web::post().to(accept_invite))
+        .route("/teams/{id}/members", web::get().to(roster::team_members))
         .route(
             "/teams/{id}/members/{user_id}",
             web::delete().to(remove_member),
@@ -44,6 +47,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn team_not_found() -> ApiError {
     ApiError::message(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Team not found")
+}
+
+/// What a route calls the group in its answers: teams and organizations share the record and the
+/// rules (invites, leaving, the last owner), only the words differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Noun {
+    Team,
+    Organization,
+}
+
+impl Noun {
+    fn word(self) -> &'static str {
+        match self {
+            Noun::Team => "team",
+            Noun::Organization => "organization",
+        }
+    }
+
+    pub(crate) fn not_found(self) -> ApiError {
+        match self {
+            Noun::Team => team_not_found(),
+            Noun::Organization => ApiError::message(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "Organization not found",
+            ),
+        }
+    }
+
+    fn last_owner(self) -> ApiError {
+        match self {
+            Noun::Team => last_owner(),
+            Noun::Organization => ApiError::message(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Protected,
+                "An organization must keep at least one owner",
+            ),
+        }
+    }
 }
 
 fn permission_denied() -> ApiError {
@@ -189,7 +231,18 @@ async fn group_and_member(
     id: &str,
     user_id: &str,
 ) -> Result<(GroupRow, Option<MemberRow>), TxError> {
-    let group = store::group(conn, id).await?.ok_or_else(team_not_found)?;
+    group_and_member_as(conn, id, user_id, Noun::Team).await
+}
+
+pub(crate) async fn group_and_member_as(
+    conn: &mut Conn<'_>,
+    id: &str,
+    user_id: &str,
+    noun: Noun,
+) -> Result<(GroupRow, Option<MemberRow>), TxError> {
+    let group = store::group(conn, id)
+        .await?
+        .ok_or_else(|| noun.not_found())?;
     let member = team_member(conn, id, user_id).await?;
     Ok((group, member))
 }
@@ -260,9 +313,9 @@ async fn update(
 }
 
 #[derive(Debug, Deserialize)]
-struct InviteBody {
-    email: Option<String>,
-    role: Option<String>,
+pub(crate) struct InviteBody {
+    pub email: Option<String>,
+    pub role: Option<String>,
 }
 
 async fn invite(
@@ -271,7 +324,30 @@ async fn invite(
     path: web::Path<String>,
     body: web::Json<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let invite = send_invite(
+        &state,
+        &user,
+        path.into_inner(),
+        body.into_inner(),
+        None,
+        Noun::Team,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "Invitation sent successfully",
+        "invite": model::TeamInvite::from(invite),
+    })))
+}
+
+/// Invites `body.email` to group `id` (owners and admins only), or refreshes the pending invite.
+pub(crate) async fn send_invite(
+    state: &AccountsState,
+    user: &AuthUser,
+    id: String,
+    body: InviteBody,
+    message: Option<String>,
+    noun: Noun,
+) -> Result<InviteRow, ApiError> {
     let raw = body.email.as_deref().map(str::trim).unwrap_or_default();
     if raw.is_empty() {
         return Err(ApiError::message(
@@ -299,12 +375,11 @@ async fn invite(
             ))
         }
     };
-    let id = path.into_inner();
     let user_id = user.id.clone();
     let invite = state
         .db
         .transaction(async move |mut conn| {
-            let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
+            let (group, member) = group_and_member_as(&mut conn, &id, &user_id, noun).await?;
             if !member.is_some_and(|m| group.can_manage(&m)) {
                 return Err(permission_denied().into());
             }
@@ -313,15 +388,27 @@ async fn invite(
                     return Err(ApiError::message(
                         StatusCode::BAD_REQUEST,
                         ErrorCode::AlreadyMember,
-                        "User is already a team member",
+                        match noun {
+                            Noun::Team => "User is already a team member",
+                            Noun::Organization => "User is already an organization member",
+                        },
                     )
                     .into());
                 }
             }
             let at = now();
             if let Some(mut pending) = store::pending_invite(&mut conn, &id, &email).await? {
-                store::refresh_invite(&mut conn, &pending.id, &role, &user_id, at).await?;
+                store::refresh_invite(
+                    &mut conn,
+                    &pending.id,
+                    &role,
+                    &user_id,
+                    at,
+                    message.as_deref(),
+                )
+                .await?;
                 pending.role = role;
+                pending.message = message;
                 pending.invited_by = Some(user_id);
                 pending.invited_at = at;
                 return Ok(pending);
@@ -335,17 +422,15 @@ async fn invite(
                 invited_at: at,
                 status: "pending".into(),
                 responded_at: None,
+                message,
             };
             store::insert_invite(&mut conn, &row).await?;
             Ok::<_, TxError>(row)
         })
         .await
         .map_err(|e| e.into_api("Error sending invitation"))?;
-    tracing::info!(team = %invite.group_id, invite = %invite.id, "team invite created");
-    Ok(HttpResponse::Ok().json(json!({
-        "message": "Invitation sent successfully",
-        "invite": model::TeamInvite::from(invite),
-    })))
+    tracing::info!(group = %invite.group_id, invite = %invite.id, kind = noun.word(), "invite created");
+    Ok(invite)
 }
 
 async fn accept_invite(
@@ -395,19 +480,67 @@ async fn accept_invite(
     Ok(HttpResponse::Ok().json(json!({"message": "Successfully joined the team", "team": team})))
 }
 
+/// `DELETE /teams/{id}`: owners only. Members, invites and team channels go with the team; its
+/// projects stay with their explicit members (`projects.group_id` becomes NULL).
+async fn delete(
+    state: web::Data<AccountsState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let (team_id, user_id) = (id.clone(), user.id.clone());
+    let former = state
+        .db
+        .transaction(async move |mut conn| {
+            let (group, member) = group_and_member_as(&mut conn, &id, &user_id, Noun::Team).await?;
+            if group.kind != KIND_TEAM {
+                return Err(team_not_found().into());
+            }
+            if !member.is_some_and(|m| group.is_owner_equivalent(&m)) {
+                return Err(permission_denied().into());
+            }
+            let former = store::members_of(&mut conn, std::slice::from_ref(&id)).await?;
+            store::delete_group(&mut conn, &id).await?;
+            Ok::<_, TxError>(former)
+        })
+        .await
+        .map_err(|e| e.into_api("Error deleting team"))?;
+    // The team's channels are gone: sockets still in their rooms leave them now.
+    if let Some(departures) = &state.departures {
+        for m in &former {
+            departures.left(&m.user_id, Scope::Team(&team_id)).await;
+        }
+    }
+    tracing::info!(team = %team_id, user = %user.id, "team deleted");
+    Ok(HttpResponse::Ok().json(json!({"success": true, "message": "Team deleted successfully"})))
+}
+
 async fn remove_member(
     state: web::Data<AccountsState>,
     user: AuthUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, target) = path.into_inner();
+    remove(&state, &user.id, id, target, Noun::Team).await?;
+    Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
+}
+
+/// Removes `target` from group `id`: anyone may leave, owners and admins may remove others, owners
+/// are removed only by leaving themselves, and the last owner never leaves.
+pub(crate) async fn remove(
+    state: &AccountsState,
+    user_id: &str,
+    id: String,
+    target: String,
+    noun: Noun,
+) -> Result<(), ApiError> {
     let (group_id, removed) = (id.clone(), target.clone());
-    let user_id = user.id.clone();
+    let user_id = user_id.to_owned();
     state
         .db
         .transaction(async move |mut conn| {
             store::lock_group(&mut conn, &id).await?;
-            let (group, member) = group_and_member(&mut conn, &id, &user_id).await?;
+            let (group, member) = group_and_member_as(&mut conn, &id, &user_id, noun).await?;
             let is_self = target == user_id;
             let allowed = is_self || member.as_ref().is_some_and(|m| group.can_manage(m));
             if member.is_none() || !allowed {
@@ -430,7 +563,7 @@ async fn remove_member(
                     .into());
                 }
                 if store::owner_count(&mut conn, &group).await? <= 1 {
-                    return Err(last_owner().into());
+                    return Err(noun.last_owner().into());
                 }
             }
             store::remove_member(&mut conn, &id, &target).await?;
@@ -442,7 +575,7 @@ async fn remove_member(
     if let Some(departures) = &state.departures {
         departures.left(&removed, Scope::Team(&group_id)).await;
     }
-    Ok(HttpResponse::Ok().json(json!({"message": "Member removed successfully"})))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -50,6 +50,8 @@ pub struct InviteRow {
     pub invited_at: Timestamp,
     pub status: String,
     pub responded_at: Option<Timestamp>,
+    /// The inviter's note (organization invites).
+    pub message: Option<String>,
 }
 
 impl MemberRow {

@@ -215,6 +215,7 @@ pub async fn refresh_invite(
     role: &str,
     invited_by: &str,
     now: Timestamp,
+    message: Option<&str>,
 ) -> Result<(), DbError> {
     crate::db!(conn, |c| {
         diesel::update(group_invites::table.find(id))
@@ -222,6 +223,7 @@ pub async fn refresh_invite(
                 group_invites::role.eq(role),
                 group_invites::invited_by.eq(Some(invited_by)),
                 group_invites::invited_at.eq(now),
+                group_invites::message.eq(message),
             ))
             .execute(c)
             .await

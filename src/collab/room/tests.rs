@@ -435,3 +435,86 @@ fn a_presumed_legacy_peer_that_sends_binary_becomes_binary() {
         .unwrap();
     assert_eq!(texts(&drain(&mut rc))[0]["type"], "sync-update");
 }
+
+/// 50 peers push 20 items each, all before hearing from anyone (as the e2e test's clients do); a
+/// legacy peer's writer merges whatever backlog it finds. However the backlog is cut, the merged
+/// frames must rebuild the whole document.
+#[test]
+fn merged_backlogs_of_many_concurrent_writers_rebuild_the_document() {
+    use yrs::Array;
+    let reg = Registry::default();
+    let (tx, mut rx) = mpsc::channel(1 << 16);
+    let watcher = reg
+        .join("r", 1000, tx, Arc::new(Notify::new()), who("w", false), 100)
+        .unwrap();
+    watcher.room.loaded.set(()).unwrap_or(());
+    watcher.room.identify(1000, Mode::Legacy);
+    let _ = drain(&mut rx);
+    let clients: Vec<Doc> = (0..50u64).map(|i| Doc::with_client_id(i + 1)).collect();
+    let mut members = Vec::new();
+    for i in 0..50u64 {
+        let (tx, _) = mpsc::channel(1 << 16);
+        let m = reg
+            .join("r", i, tx, Arc::new(Notify::new()), who("u", false), 100)
+            .unwrap();
+        m.room.identify(i, Mode::Legacy);
+        members.push(m);
+    }
+    for u in 0..20 {
+        for (i, doc) in clients.iter().enumerate() {
+            let items = doc.get_or_insert_array("items");
+            let mut txn = doc.transact_mut();
+            let len = items.len(&txn);
+            items.insert(&mut txn, len, format!("{i}:{u}"));
+            let update = txn.encode_update_v1();
+            drop(txn);
+            watcher
+                .room
+                .handle(i as ConnId, Frame::Update(update), Mode::Legacy, 1 << 24)
+                .unwrap();
+        }
+    }
+    let deltas: Vec<Vec<u8>> = drain(&mut rx)
+        .into_iter()
+        .map(|o| match o {
+            Out::LegacyUpdate(d) => d.delta.to_vec(),
+            other => panic!("not an update: {other:?}"),
+        })
+        .collect();
+    assert_eq!(deltas.len(), 1000);
+    // Each peer hears every delta but its own, cut into backlogs of random lengths.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for (p, own) in clients.iter().enumerate() {
+        let doc = Doc::new();
+        let mine = own
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&mine).unwrap())
+            .unwrap();
+        let heard: Vec<&[u8]> = deltas
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % 50 != p)
+            .map(|(_, d)| d.as_slice())
+            .collect();
+        let mut at = 0;
+        while at < heard.len() {
+            let n = 1 + next(if p % 2 == 0 { 300 } else { 8 });
+            let chunk = &heard[at..(at + n).min(heard.len())];
+            at += chunk.len();
+            let merged = yrs::merge_updates_v1(chunk).unwrap();
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(&merged).unwrap())
+                .unwrap();
+        }
+        let items = doc.get_or_insert_array("items");
+        assert_eq!(items.len(&doc.transact()), 1000, "peer {p}");
+    }
+}

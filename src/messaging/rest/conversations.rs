@@ -16,7 +16,7 @@ use crate::messaging::rooms;
 use crate::messaging::store;
 use crate::messaging::store::conversations::{ChannelCreate, ChannelOwner};
 use crate::messaging::MessagingState;
-use crate::web::paging::PageQuery;
+use crate::web::paging::{PageQuery, TOTAL_COUNT};
 
 pub(super) async fn create_channel(
     state: web::Data<MessagingState>,
@@ -99,7 +99,6 @@ pub(super) async fn team_channels(
 pub(super) struct ListQuery {
     #[serde(flatten)]
     page: PageQuery,
-    format: Option<String>,
 }
 
 pub(super) async fn list_conversations(
@@ -120,14 +119,33 @@ pub(super) async fn list_conversations(
         .iter()
         .map(|(c, stats)| conversation_json(c, stats))
         .collect();
-    if query.format.as_deref() == Some("array") {
-        return Ok(HttpResponse::Ok().json(list));
-    }
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "total": list.len(),
-        "conversations": list,
-    })))
+    // The frontend maps over the body itself; the count travels in a header.
+    Ok(HttpResponse::Ok()
+        .insert_header((TOTAL_COUNT, list.len()))
+        .json(list))
+}
+
+/// `GET /conversations/{id}` (messagingService.getConversation): one conversation as the list shows
+/// it, for those who may use it; 404 unknown, 403 anyone else.
+pub(super) async fn get_conversation(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let fail = "Failed to fetch conversation";
+    let db = &state.messaging.db;
+    let conv = match store::conversations::access(db, &user.id, &path)
+        .await
+        .map_err(db_fail(fail))?
+    {
+        store::conversations::Access::Allowed(conv) => conv,
+        store::conversations::Access::Denied => return Err(api(chat::Fail::NotMember)),
+        store::conversations::Access::NotFound => return Err(api(chat::Fail::NoConversation)),
+    };
+    let stats = store::conversations::stats(db, &conv, &user.id)
+        .await
+        .map_err(db_fail(fail))?;
+    Ok(HttpResponse::Ok().json(conversation_json(&conv, &stats)))
 }
 
 /// `POST /conversations {name, type, participants, description}` (the frontend's messagingService):

@@ -9,8 +9,9 @@ use crate::auth::identity::AuthUser;
 use crate::error::{db_fail, ApiError, ErrorCode};
 use crate::messaging::chat::{self, SendInput};
 use crate::messaging::store;
+use crate::messaging::store::reactions::ReactionChange;
 use crate::messaging::MessagingState;
-use crate::web::paging::PageQuery;
+use crate::web::paging::{PageQuery, LAST_SEQ, TOTAL_COUNT};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct MessagesQuery {
@@ -63,13 +64,11 @@ pub(super) async fn conversation_messages(
     let messages = chat::wire(&state.messaging.db, &rows)
         .await
         .map_err(failed)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "messages": messages,
-        "conversationId": id,
-        "total": total,
-        "lastSeq": conv.last_seq,
-    })))
+    // A bare array, as the frontend reads it; `since` recovery takes its watermark from X-Last-Seq.
+    Ok(HttpResponse::Ok()
+        .insert_header((TOTAL_COUNT, total))
+        .insert_header((LAST_SEQ, conv.last_seq))
+        .json(messages))
 }
 
 /// A message body in either vocabulary.
@@ -251,22 +250,18 @@ pub(super) async fn threads(
     })))
 }
 
-pub(super) async fn thread(
-    state: web::Data<MessagingState>,
-    user: AuthUser,
-    path: web::Path<String>,
-    query: web::Query<LimitQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let (root, _) = chat::require_message(
-        &state.messaging.db,
-        &caller(&user),
-        &id,
-        "Message not found",
-    )
-    .await
-    .map_err(api)?;
-    let limit = query.page.resolve(50).limit as usize;
+/// The wire messages of the thread under message `id` (the root first), for those who may read it.
+async fn thread_of(
+    state: &MessagingState,
+    user: &AuthUser,
+    id: &str,
+    limit: usize,
+) -> Result<(String, Vec<Value>), ApiError> {
+    let (root, _) =
+        chat::require_message(&state.messaging.db, &caller(user), id, "Message not found")
+            .await
+            .map_err(api)?;
+    let root_id = root.id.clone();
     let failed = db_fail("Failed to fetch thread");
     let rows = store::messages::thread(&state.messaging.db, root, limit)
         .await
@@ -274,11 +269,49 @@ pub(super) async fn thread(
     let thread = chat::wire(&state.messaging.db, &rows)
         .await
         .map_err(failed)?;
+    Ok((root_id, thread))
+}
+
+pub(super) async fn thread(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: web::Query<LimitQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let limit = query.page.resolve(50).limit as usize;
+    let (_, thread) = thread_of(&state, &user, &id, limit).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "thread": thread,
         "parentMessageId": id,
     })))
+}
+
+/// `GET /threads/{id}/replies?limit&offset` (messagingService.getThreadReplies): a bare array of the
+/// replies under message `id`, oldest first, without the root.
+pub(super) async fn thread_replies(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: web::Query<LimitQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page.resolve(50);
+    let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    // The root is one of the loaded rows: load one more, then page over the replies (a thread
+    // page never reaches past the first thousand messages).
+    let want = (page.limit as usize)
+        .saturating_add(offset)
+        .saturating_add(1)
+        .min(1000);
+    let (root_id, thread) = thread_of(&state, &user, &path, want).await?;
+    let replies: Vec<Value> = thread
+        .into_iter()
+        .filter(|m| m["id"] != root_id.as_str())
+        .skip(offset)
+        .take(page.limit as usize)
+        .collect();
+    Ok(HttpResponse::Ok().json(replies))
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,12 +322,14 @@ pub(super) struct SearchQuery {
     conversation_id: Option<String>,
 }
 
-pub(super) async fn search(
-    state: web::Data<MessagingState>,
-    user: AuthUser,
-    query: web::Query<SearchQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let raw = query.q.clone().unwrap_or_default();
+/// Messages the caller may read that contain `q`, with their conversation's name.
+async fn search_results(
+    state: &MessagingState,
+    user: &AuthUser,
+    raw: &str,
+    conversation: Option<&str>,
+    page: crate::web::paging::Page,
+) -> Result<Vec<Value>, ApiError> {
     let q = raw.trim();
     if q.chars().count() < 2 {
         return Err(ApiError::bad_request(
@@ -308,13 +343,12 @@ pub(super) async fn search(
             "Search term must be at most 200 characters long",
         ));
     }
-    let page = query.page.resolve(20);
     let failed = db_fail("Search failed");
     let (rows, names) = store::search::search(
         &state.messaging.db,
         &user.id,
         q,
-        query.conversation_id.as_deref().filter(|c| !c.is_empty()),
+        conversation.filter(|c| !c.is_empty()),
         i64::from(page.limit),
         page.offset as i64,
     )
@@ -326,10 +360,166 @@ pub(super) async fn search(
     for (r, m) in results.iter_mut().zip(&rows) {
         r["conversationName"] = json!(names.get(&m.conversation_id).cloned().flatten());
     }
+    Ok(results)
+}
+
+pub(super) async fn search(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = query.q.clone().unwrap_or_default();
+    let page = query.page.resolve(20);
+    let results =
+        search_results(&state, &user, &raw, query.conversation_id.as_deref(), page).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "results": results,
         "query": raw,
         "total": results.len(),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FrontendSearchQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+    query: Option<String>,
+    conversation_id: Option<String>,
+}
+
+/// `GET /messages/search?query&conversationId&limit&offset` (messagingService.searchMessages): a bare
+/// array. The other filters that service may send (author, type, dates, tags) are not applied.
+pub(super) async fn search_messages(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    query: web::Query<FrontendSearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = query.query.clone().unwrap_or_default();
+    let page = query.page.resolve(20);
+    let results =
+        search_results(&state, &user, &raw, query.conversation_id.as_deref(), page).await?;
+    Ok(HttpResponse::Ok().json(results))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AllMessagesQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+    #[serde(rename = "conversationId")]
+    conversation_id: Option<String>,
+    #[serde(rename = "channelId")]
+    channel_id: Option<String>,
+}
+
+/// `GET /messages[?channelId=|conversationId=]` (apiService.getMessages): a bare array, newest first,
+/// of one conversation's messages (404 unknown, 403 not a member) or, without an id, of every
+/// conversation the caller may use.
+pub(super) async fn all_messages(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    query: web::Query<AllMessagesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page.resolve(50);
+    let failed = db_fail("Failed to fetch messages");
+    let db = &state.messaging.db;
+    let id = match (
+        query.conversation_id.as_deref(),
+        query.channel_id.as_deref(),
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidInput,
+                "conversationId and channelId name different conversations",
+            ))
+        }
+        (a, b) => a.or(b).filter(|s| !s.is_empty()),
+    };
+    let rows = match id {
+        Some(id) => {
+            let conv = chat::require(db, &caller(&user), id).await.map_err(api)?;
+            store::messages::recent(db, &conv.id, i64::from(page.limit), page.offset as i64).await
+        }
+        None => {
+            store::messages::recent_for_user(
+                db,
+                &user.id,
+                i64::from(page.limit),
+                page.offset as i64,
+            )
+            .await
+        }
+    }
+    .map_err(failed)?;
+    let messages = chat::wire(db, &rows)
+        .await
+        .map_err(db_fail("Failed to fetch messages"))?;
+    Ok(HttpResponse::Ok().json(messages))
+}
+
+/// `POST /messages/{id}/read` (messagingService.markAsRead): moves the caller's read pointer, as the
+/// socket's read event does (and tells a direct message's author).
+pub(super) async fn read_message(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    chat::read(
+        &state.messaging.db,
+        state.io.as_ref(),
+        &caller(&user),
+        &path,
+    )
+    .await
+    .map_err(api)?;
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
+}
+
+/// `POST /messages/{id}/reactions {reaction}` (messagingService.addReaction): the same store and
+/// Socket.IO events as the socket's `message:react`, so live clients see REST reactions too.
+pub(super) async fn add_reaction(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let reaction = str_of(&body, "reaction")
+        .or_else(|| str_of(&body, "emoji"))
+        .ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidInput, "reaction must be a string")
+        })?;
+    react(&state, &user, &path, reaction, ReactionChange::Add).await
+}
+
+/// `DELETE /messages/{id}/reactions/{reaction}` (messagingService.removeReaction); removing a
+/// reaction the caller has not made changes nothing and answers 200.
+pub(super) async fn remove_reaction(
+    state: web::Data<MessagingState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, reaction) = path.into_inner();
+    react(&state, &user, &id, &reaction, ReactionChange::Remove).await
+}
+
+async fn react(
+    state: &MessagingState,
+    user: &AuthUser,
+    id: &str,
+    reaction: &str,
+    change: ReactionChange,
+) -> Result<HttpResponse, ApiError> {
+    let mut payload = chat::react(
+        &state.messaging.db,
+        state.io.as_ref(),
+        &caller(user),
+        id,
+        reaction,
+        change,
+    )
+    .await
+    .map_err(api)?;
+    payload["success"] = json!(true);
+    Ok(HttpResponse::Ok().json(payload))
 }

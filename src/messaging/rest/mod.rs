@@ -6,6 +6,8 @@
 mod conversations;
 mod messages;
 mod notifications;
+mod participants;
+mod updates;
 
 use actix_web::http::StatusCode;
 use actix_web::web;
@@ -34,6 +36,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(conversations::create_conversation),
         )
         .route(
+            "/conversations/{id}",
+            web::get().to(conversations::get_conversation),
+        )
+        .route(
+            "/conversations/{id}",
+            web::patch().to(updates::update_conversation),
+        )
+        .route(
+            "/conversations/{id}/archive",
+            web::patch().to(updates::archive_conversation),
+        )
+        .route(
+            "/conversations/{id}/participants",
+            web::post().to(participants::add),
+        )
+        .route(
+            "/conversations/{id}/participants",
+            web::delete().to(participants::remove),
+        )
+        .route(
             "/conversations/{id}/messages",
             web::get().to(messages::conversation_messages),
         )
@@ -50,10 +72,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(conversations::mark_read),
         )
         .route("/messages", web::post().to(messages::post_message))
+        .route("/messages", web::get().to(messages::all_messages))
+        .route(
+            "/messages/{id}/read",
+            web::post().to(messages::read_message),
+        )
+        .route(
+            "/messages/{id}/reactions",
+            web::post().to(messages::add_reaction),
+        )
+        .route(
+            "/messages/{id}/reactions/{reaction}",
+            web::delete().to(messages::remove_reaction),
+        )
         .route("/messages/{id}", web::patch().to(messages::edit_message))
         .route("/messages/{id}", web::delete().to(messages::delete_message))
         .route("/messages/{id}/thread", web::get().to(messages::thread))
         .route("/search/messages", web::get().to(messages::search))
+        .route("/messages/search", web::get().to(messages::search_messages))
+        .route(
+            "/threads/{id}/replies",
+            web::get().to(messages::thread_replies),
+        )
         .route("/presence/typing", web::post().to(conversations::typing))
         .route(
             "/notifications",
@@ -66,6 +106,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/notifications/{id}/read",
             web::post().to(notifications::read_notification),
+        )
+        .route(
+            "/notifications/{id}/snooze",
+            web::post().to(notifications::snooze_notification),
         );
 }
 

@@ -138,33 +138,40 @@ pub async fn list(
     drop(conn);
     let mut out = Vec::with_capacity(convs.len());
     for conv in convs {
-        let participant_count = members(db, &conv).await?.len() as i64;
-        let mut conn = db.get_read().await?;
-        let unread = super::reads::unread_count(&mut conn, &conv.id, user).await?;
-        drop(conn);
-        let last = super::messages::recent(db, &conv.id, 1, 0).await?;
-        let last_message = match <[MessageRow]>::first(&last) {
-            Some(m) => {
-                let names = super::messages::authors(db, &last).await?;
-                let name = m
-                    .author_id
-                    .as_ref()
-                    .and_then(|id| names.get(id))
-                    .map(|a| a.name.clone());
-                Some((m.content.clone(), name, m.created_at))
-            }
-            None => None,
-        };
-        out.push((
-            conv,
-            ConversationStats {
-                participant_count,
-                unread_count: unread,
-                last_message,
-            },
-        ));
+        let stats = stats(db, &conv, user).await?;
+        out.push((conv, stats));
     }
     Ok(out)
+}
+
+/// What `user` sees of a conversation in lists: participants, unread count, last message.
+pub async fn stats(
+    db: &Db,
+    conv: &ConversationRow,
+    user: &str,
+) -> Result<ConversationStats, DbError> {
+    let participant_count = members(db, conv).await?.len() as i64;
+    let mut conn = db.get_read().await?;
+    let unread = super::reads::unread_count(&mut conn, &conv.id, user).await?;
+    drop(conn);
+    let last = super::messages::recent(db, &conv.id, 1, 0).await?;
+    let last_message = match <[MessageRow]>::first(&last) {
+        Some(m) => {
+            let names = super::messages::authors(db, &last).await?;
+            let name = m
+                .author_id
+                .as_ref()
+                .and_then(|id| names.get(id))
+                .map(|a| a.name.clone());
+            Some((m.content.clone(), name, m.created_at))
+        }
+        None => None,
+    };
+    Ok(ConversationStats {
+        participant_count,
+        unread_count: unread,
+        last_message,
+    })
 }
 
 /// A plain group conversation with explicit participants (the creator is its owner).
@@ -317,4 +324,140 @@ pub async fn is_team_member(db: &Db, team: &str, user: &str) -> Result<Option<bo
     Ok(Some(
         membership::is_member(&mut conn, Scope::Team(team), user).await?,
     ))
+}
+
+/// `user`'s role among the explicit participants of `conversation` (`None`: not one).
+pub async fn participant_role(
+    db: &Db,
+    conversation: &str,
+    user: &str,
+) -> Result<Option<String>, DbError> {
+    let mut conn = db.get_read().await?;
+    Ok(crate::db!(conn, |c| {
+        cp::table
+            .find((conversation, user))
+            .select(cp::role)
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+/// Adds the existing, active users among `users` as `member` participants; returns who was added
+/// (people already in stay as they are).
+pub async fn add_participants(
+    db: &Db,
+    conversation: &str,
+    users: Vec<String>,
+) -> Result<Vec<String>, DbError> {
+    let conversation = conversation.to_owned();
+    db.transaction(async move |mut conn| {
+        let existing: Vec<String> = crate::db!(conn, |c| {
+            users::table
+                .filter(users::id.eq_any(&users))
+                .filter(users::is_active.eq(true))
+                .select(users::id)
+                .load(c)
+                .await
+        })?;
+        let at = now();
+        let mut added = Vec::new();
+        for user in existing {
+            let n = crate::db!(conn, |c| {
+                diesel::insert_into(cp::table)
+                    .values((
+                        cp::conversation_id.eq(&conversation),
+                        cp::user_id.eq(&user),
+                        cp::role.eq("member"),
+                        cp::joined_at.eq(at),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await
+            })?;
+            if n > 0 {
+                added.push(user);
+            }
+        }
+        Ok::<_, DbError>(added)
+    })
+    .await
+}
+
+/// Removes `users` from the explicit participants of `conversation`; returns who was removed.
+pub async fn remove_participants(
+    db: &Db,
+    conversation: &str,
+    users: Vec<String>,
+) -> Result<Vec<String>, DbError> {
+    let conversation = conversation.to_owned();
+    db.transaction(async move |mut conn| {
+        let present: Vec<String> = crate::db!(conn, |c| {
+            cp::table
+                .filter(cp::conversation_id.eq(&conversation))
+                .filter(cp::user_id.eq_any(&users))
+                .select(cp::user_id)
+                .load(c)
+                .await
+        })?;
+        crate::db!(conn, |c| {
+            diesel::delete(
+                cp::table
+                    .filter(cp::conversation_id.eq(&conversation))
+                    .filter(cp::user_id.eq_any(&present)),
+            )
+            .execute(c)
+            .await
+        })?;
+        Ok::<_, DbError>(present)
+    })
+    .await
+}
+
+/// A conversation's new name, description and metadata; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub name: Option<String>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<String>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Apply `changes` to conversation `id`; returns the updated row.
+pub async fn update(db: &Db, id: &str, changes: Changes) -> Result<ConversationRow, DbError> {
+    let at = now();
+    let mut conn = db.get_write().await?;
+    Ok(crate::db!(conn, |c| {
+        diesel::update(conversations::table.find(id))
+            .set((
+                changes
+                    .name
+                    .clone()
+                    .map(|n| conversations::name.eq(Some(n))),
+                changes
+                    .description
+                    .clone()
+                    .map(|d| conversations::description.eq(d)),
+                changes
+                    .metadata
+                    .clone()
+                    .map(|m| conversations::metadata.eq(crate::db::Json(m))),
+                conversations::updated_at.eq(at),
+            ))
+            .returning(ConversationRow::as_returning())
+            .get_result(c)
+            .await
+    })?)
+}
+
+/// Archive or unarchive conversation `id` (for everyone who may use it); returns the updated row.
+pub async fn set_archived(db: &Db, id: &str, archived: bool) -> Result<ConversationRow, DbError> {
+    let mut conn = db.get_write().await?;
+    Ok(crate::db!(conn, |c| {
+        diesel::update(conversations::table.find(id))
+            .set(conversations::is_archived.eq(archived))
+            .returning(ConversationRow::as_returning())
+            .get_result(c)
+            .await
+    })?)
 }

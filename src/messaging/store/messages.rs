@@ -172,6 +172,31 @@ pub async fn recent(
     })?)
 }
 
+/// Newest first, across every conversation `user` may use (`GET /messages` without a conversation).
+pub async fn recent_for_user(
+    db: &Db,
+    user: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<MessageRow>, DbError> {
+    let mut conn = db.get_read().await?;
+    let ids = crate::membership::conversations_of_user(&mut conn.as_conn(), user).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(crate::db!(conn, |c| {
+        messages::table
+            .filter(messages::conversation_id.eq_any(&ids))
+            .filter(messages::deleted_at.is_null())
+            .order((messages::created_at.desc(), messages::id.desc()))
+            .limit(limit)
+            .offset(offset)
+            .select(MessageRow::as_select())
+            .load(c)
+            .await
+    })?)
+}
+
 /// Messages after `since`, oldest first (recovery after a reconnect).
 pub async fn since(
     db: &Db,

@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::Value;
 
 use crate::db::schema::notifications;
-use crate::db::{new_id, now, Db, DbError, Json};
+use crate::db::{new_id, now, Db, DbError, Json, Timestamp};
 use crate::messaging::model::{NewNotificationRow, NotificationRow};
 
 /// Store one mention notification.
@@ -45,10 +45,13 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<NotificationRow>, i64), DbError> {
+    // A snoozed notification stays out of the list until its time comes.
+    let at = now();
     let mut conn = db.get_read().await?;
     let rows: Vec<NotificationRow> = crate::db!(conn, |c| {
         let mut q = notifications::table
             .filter(notifications::user_id.eq(user))
+            .filter(awake(at))
             .into_boxed();
         if unread_only {
             q = q.filter(notifications::is_read.eq(false));
@@ -63,6 +66,7 @@ pub async fn list(
     let total: i64 = crate::db!(conn, |c| {
         let mut q = notifications::table
             .filter(notifications::user_id.eq(user))
+            .filter(awake(at))
             .into_boxed();
         if unread_only {
             q = q.filter(notifications::is_read.eq(false));
@@ -70,6 +74,38 @@ pub async fn list(
         q.count().get_result(c).await
     })?;
     Ok((rows, total))
+}
+
+/// Not snoozed, or snoozed until a time that has passed.
+fn awake(
+    at: Timestamp,
+) -> diesel::dsl::Or<
+    diesel::dsl::IsNull<notifications::snoozed_until>,
+    diesel::dsl::LtEq<notifications::snoozed_until, Option<Timestamp>>,
+> {
+    notifications::snoozed_until
+        .is_null()
+        .or(notifications::snoozed_until.le(Some(at)))
+}
+
+/// Snooze (or, with `None`, wake) one of `user`'s notifications; false when it is not theirs or
+/// unknown.
+pub async fn snooze(
+    db: &Db,
+    user: &str,
+    id: &str,
+    until: Option<Timestamp>,
+) -> Result<bool, DbError> {
+    let mut conn = db.get_write().await?;
+    let n = crate::db!(conn, |c| {
+        diesel::update(notifications::table)
+            .filter(notifications::user_id.eq(user))
+            .filter(notifications::id.eq(id))
+            .set(notifications::snoozed_until.eq(until))
+            .execute(c)
+            .await
+    })?;
+    Ok(n > 0)
 }
 
 /// Mark the caller's notifications read: one (by id) or all. Returns how many changed.

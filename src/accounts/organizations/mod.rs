@@ -1,5 +1,11 @@
 //! Organizations (CONTRACT §5): the same stored record as a team (`groups`, kind `organization`), so
 //! `GET /organizations` and `GET /teams` list each other's records, as in the original.
+//!
+//! An organization's teams are team records linked to it (`organization_teams`); its projects are
+//! the projects of the organization record itself and of its teams. See [`nested`].
+
+pub(crate) mod links;
+mod nested;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -23,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/organizations", web::post().to(create))
         .route("/organizations/{id}", web::put().to(update))
         .route("/organizations/{id}", web::delete().to(delete));
+    nested::routes(cfg);
 }
 
 fn org_not_found() -> ApiError {
@@ -78,7 +85,8 @@ async fn list(
             created_at: group.created_at,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "organizations": organizations })))
+    // Bare: OrganizationContext stores the body itself as the list (useOrganizations takes either).
+    Ok(HttpResponse::Ok().json(organizations))
 }
 
 async fn create(

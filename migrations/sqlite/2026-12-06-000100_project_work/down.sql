@@ -1,0 +1,3 @@
+DROP TABLE project_activities;
+DROP TABLE project_milestones;
+DROP TABLE project_tasks;
