@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
 use super::protocol;
-use super::registry::JoinError;
+use super::registry::{JoinError, Membership};
 use super::room::{Identity, LegacyDelta, Mode, Out, Reject, Room};
 use super::{store, CollabStats};
 use crate::membership::{self, Scope};
@@ -149,9 +149,16 @@ pub async fn upgrade(
     let stream = stream.max_frame_size(collab.settings.max_frame_bytes);
     let room = room_name(req.path()).to_string();
     let token = token(&req);
-    // The message stream is !Send: the connection lives on this actix worker.
     let span = tracing::info_span!("collab", room = %room, conn = tracing::field::Empty);
-    actix_web::rt::spawn(run(collab, room, token, session, stream).instrument(span));
+    // The peer joins its room before the handshake is answered, so every change applied after its
+    // client sees the socket open reaches it (the original registered a connection in the same
+    // tick as its handshake). Joining after the answer let a busy server apply edits made right
+    // after the open before the join, and a JSON peer, which never asks for them, missed them.
+    let admission = admit(&collab, room, token, session)
+        .instrument(span.clone())
+        .await;
+    // The message stream is !Send: the connection lives on this actix worker.
+    actix_web::rt::spawn(run(collab, admission, stream).instrument(span));
     Ok(response)
 }
 
@@ -162,58 +169,93 @@ fn close_reason(code: u16, reason: &str) -> Option<CloseReason> {
     })
 }
 
-async fn run(
-    collab: Arc<CollabStats>,
+/// A peer in its room, with the writer task that owns its socket's sending half.
+struct Admitted {
+    membership: Membership,
+    tx: mpsc::Sender<Out>,
+    kick: Arc<Notify>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+/// Refused: the socket is closed with this code and reason once the handshake is answered.
+struct Refused {
+    session: actix_ws::Session,
+    code: u16,
+    reason: &'static str,
+}
+
+async fn admit(
+    collab: &CollabStats,
     room_name: String,
     token: Option<String>,
     session: actix_ws::Session,
-    mut stream: actix_ws::MessageStream,
-) {
+) -> Result<Admitted, Refused> {
+    let refuse = |session, (code, reason)| Refused {
+        session,
+        code,
+        reason,
+    };
     if room_name.len() > MAX_ROOM_BYTES {
-        let _ = session
-            .close(close_reason(4400, "Room name too long"))
-            .await;
-        return;
+        return Err(refuse(session, (4400, "Room name too long")));
     }
     if collab.is_shutting_down() {
-        let _ = session
-            .close(close_reason(1001, "Server shutting down"))
-            .await;
-        return;
+        return Err(refuse(session, (1001, "Server shutting down")));
     }
-    let identity = match authorize(&collab, token, &room_name).await {
+    let identity = match authorize(collab, token, &room_name).await {
         Ok(identity) => identity,
         Err(denied) => {
-            let (code, reason) = denied.close();
-            tracing::info!(room = %room_name, code, "collaboration socket refused");
-            let _ = session.close(close_reason(code, reason)).await;
-            return;
+            let close = denied.close();
+            tracing::info!(room = %room_name, code = close.0, "collaboration socket refused");
+            return Err(refuse(session, close));
         }
     };
     let id = collab.next_connection();
     tracing::Span::current().record("conn", id);
-
     let (tx, rx) = mpsc::channel::<Out>(QUEUE);
     let kick = Arc::new(Notify::new());
-    let writer = actix_web::rt::spawn(write_loop(session, rx));
     let max_peers = collab.settings.max_connections_per_room;
-    let membership = match collab.registry.join(
+    let joined = collab.registry.join(
         &room_name,
         id,
         tx.clone(),
         kick.clone(),
         identity,
         max_peers,
-    ) {
-        Ok(m) => m,
-        Err(JoinError::Full) => {
-            let _ = tx.send(Out::Close(1013, "Room is full")).await;
-            drop(tx);
-            let _ = writer.await;
+    );
+    match joined {
+        Ok(membership) => Ok(Admitted {
+            membership,
+            tx,
+            kick,
+            writer: actix_web::rt::spawn(write_loop(session, rx)),
+        }),
+        Err(JoinError::Full) => Err(refuse(session, (1013, "Room is full"))),
+    }
+}
+
+async fn run(
+    collab: Arc<CollabStats>,
+    admission: Result<Admitted, Refused>,
+    mut stream: actix_ws::MessageStream,
+) {
+    let Admitted {
+        membership,
+        tx,
+        kick,
+        writer,
+    } = match admission {
+        Ok(admitted) => admitted,
+        Err(Refused {
+            session,
+            code,
+            reason,
+        }) => {
+            let _ = session.close(close_reason(code, reason)).await;
             return;
         }
     };
     let room = membership.room.clone();
+    let id = membership.id;
     if let Err(e) = ensure_loaded(&collab, &room).await {
         tracing::error!(error = %e, "loading the room failed");
         drop(membership);
