@@ -29,6 +29,9 @@ pub use crate::web::guard::{SecurityNote, SecuritySink};
 const QUEUE: usize = 4096;
 /// How often old events are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// The first pass waits this long: on a first start the server migrates after it listens, and an
+/// immediate pass found no table and warned.
+const FIRST_RETENTION_AFTER: Duration = Duration::from_secs(60);
 
 /// The process-wide security-event recorder.
 pub struct Recorder {
@@ -102,7 +105,8 @@ async fn write_events(db: Db, mut rx: mpsc::Receiver<SecurityNote>, recorded: Ar
 }
 
 async fn expire_events(db: Db, days: u64) {
-    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    let first = tokio::time::Instant::now() + FIRST_RETENTION_AFTER;
+    let mut tick = tokio::time::interval_at(first, RETENTION_EVERY);
     loop {
         tick.tick().await;
         let before = chrono::Utc::now() - chrono::Duration::days(days.min(36_500) as i64);
