@@ -303,6 +303,35 @@ async fn github_round_trip() {
         .await;
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["sent"], json!({"title": "New", "labels": ["x"]}));
+        // An update passes only GitHub's issue fields, with the caller's token.
+        let (status, body) = call(
+            &t,
+            Method::PATCH,
+            "/api/integrations/github/repositories/octo/repo/issues/1",
+            a,
+            Some(json!({"state": "closed", "title": "Done", "admin": true})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["sent"], json!({"state": "closed", "title": "Done"}));
+        let (status, _) = call(
+            &t,
+            Method::PATCH,
+            "/api/integrations/github/repositories/octo/repo/issues/1",
+            a,
+            Some(json!(["not", "an", "object"])),
+        )
+        .await;
+        assert_eq!(status, 400);
+        let (status, _) = call(
+            &t,
+            Method::PATCH,
+            "/api/integrations/github/repositories/octo/repo/issues/x",
+            a,
+            Some(json!({"state": "closed"})),
+        )
+        .await;
+        assert_eq!(status, 400);
         let (status, _) = call(
             &t,
             Method::POST,

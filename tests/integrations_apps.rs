@@ -406,6 +406,18 @@ async fn integrations_record_security_events() {
         )
         .await;
         assert_eq!(status, 401);
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let (status, _) = post_raw(
+            &t,
+            "/api/integrations/slack/webhook",
+            &[
+                ("X-Slack-Request-Timestamp", ts),
+                ("X-Slack-Signature", "v0=00".into()),
+            ],
+            br#"{"type":"event_callback"}"#,
+        )
+        .await;
+        assert_eq!(status, 401);
 
         // The admin routes: refused to bob, recorded for the admin.
         let (status, _) = call(
@@ -465,6 +477,11 @@ async fn integrations_record_security_events() {
                 "webhook_signature_invalid",
                 None,
                 json!({"provider": "figma"}),
+            ),
+            (
+                "webhook_signature_invalid",
+                None,
+                json!({"provider": "slack"}),
             ),
             ("unauthorized_admin_access", Some(&bob.id), json!({})),
             (

@@ -185,6 +185,21 @@ async fn tools_query_cache_and_admin_checks() {
             .await;
         assert_eq!(res.status, 200, "{}", res.body);
         assert!(res.body["message"].as_str().is_some());
+        // The clear is an admin action in the security log, by that admin.
+        let mut cleared = Vec::new();
+        for _ in 0..50 {
+            let res = api
+                .get("/admin/security/events?type=admin_action", Some(&who.admin))
+                .await;
+            cleared = res.body["events"].as_array().unwrap().clone();
+            cleared.retain(|e| e["details"]["action"] == "mcp_cache_cleared");
+            if !cleared.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(cleared.len(), 1, "one mcp_cache_cleared event");
+        assert_eq!(cleared[0]["userId"], who.admin_id.as_str());
         let after = api.post("/mcp/query", q.clone(), Some(&who.admin)).await;
         assert_eq!(after.body["cached"], false);
         assert!(echoed(&after)["call"].as_u64() > echo["call"].as_u64());

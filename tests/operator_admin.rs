@@ -341,6 +341,43 @@ async fn a_wrong_password_is_an_event_without_the_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successful_logins_are_events_only_when_asked_for() {
+    for record in [true, false] {
+        let t = server(common::Backend::Sqlite, |s| {
+            s.security.record_login_success = record;
+        })
+        .await;
+        let api = Api::new(&t).await;
+        let c = callers(&t, &api).await;
+        assert_eq!(api.login("user@example.com", PASSWORD).await.status, 200);
+        // A failed login after it: once that is recorded, the success before it would be too.
+        assert_eq!(
+            api.login("user@example.com", "Not-It-123!").await.status,
+            401
+        );
+        wait_for_event(&api, &c.admin, "type=failed_login_attempt").await;
+        let res = api
+            .get(
+                &format!(
+                    "/admin/security/events?type=login_success&userId={}",
+                    c.user_id
+                ),
+                Some(&c.admin),
+            )
+            .await;
+        let events = res.body["events"].as_array().unwrap();
+        if record {
+            assert_eq!(events.len(), 1, "{events:?}");
+            assert_eq!(events[0]["details"]["email"], "user@example.com");
+            assert!(!events[0].to_string().contains(PASSWORD));
+        } else {
+            assert!(events.is_empty(), "{events:?}");
+        }
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_address_is_refused_until_unblocked() {
     for backend in backends() {
         let t = server(backend, |s| s.server.trusted_proxies = 1).await;
@@ -853,6 +890,15 @@ async fn monitoring_reads_controls_and_cleanup() {
         assert_eq!(res.status, 200, "{}", res.body);
         let res = api.get("/admin/maintenance/cleanup/status", a).await;
         assert_eq!(res.body["lastCleanup"]["dryRun"], false);
+        let actions = wait_until(&api, &c.admin, "type=admin_action&perPage=100", |e| {
+            has_action(e, "manual_cleanup")
+        })
+        .await;
+        let cleanup = actions
+            .iter()
+            .find(|e| e["details"]["action"] == "manual_cleanup")
+            .unwrap();
+        assert_eq!(cleanup["userId"], c.admin_id.as_str());
         t.stop().await;
 
         // monitor.public opens the reads, never the writes.

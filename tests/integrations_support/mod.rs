@@ -310,6 +310,10 @@ async fn handle(
                 .json(json!({"number": 9, "title": v["title"], "sent": v}));
         }
         ("github", "GET", p) if p == format!("{repo_base}/issues/1") => issue(1, false),
+        ("github", "PATCH", p) if p == format!("{repo_base}/issues/1") => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            json!({"number": 1, "state": v["state"], "sent": v})
+        }
         ("github", "GET", p) if p == format!("{repo_base}/pulls") => json!([{"number": 2}]),
         ("github", "GET", p) if p == format!("{repo_base}/commits") => json!([{"sha": "abc"}]),
         ("github", "GET", p) if p == format!("{repo_base}/branches") => {
