@@ -14,7 +14,7 @@ use crate::auth::password::{self, SCHEME_ARGON2};
 use crate::auth::session::hash_token;
 use crate::auth::store;
 use crate::db::schema::users;
-use crate::db::{like_contains, lower, Db, DbError, Json, LIKE_ESCAPE};
+use crate::db::{like_contains, lower, Json, LIKE_ESCAPE};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{field_error, MAX_USER_NAME_CHARS};
 use crate::web::paging::PageQuery;
@@ -372,15 +372,8 @@ async fn lookup(
     Ok(HttpResponse::Ok().json(json!({ "user": UserSummary::from(&row) })))
 }
 
-/// Admin rights come from the stored account, not only the token: a demoted admin's token must not
-/// keep working for its remaining minutes. An admin is a token that says so whose stored account is, now, an active admin: a demoted or
-/// deactivated admin's unexpired token does not pass. Collab's `/stats` asks the same question.
-pub async fn is_active_admin(db: &Db, user: &AuthUser) -> Result<bool, DbError> {
-    crate::auth::admin::is_active_admin(db, user).await
-}
-
 async fn require_admin(state: &AccountsState, user: &AuthUser) -> Result<(), ApiError> {
-    let admin = is_active_admin(&state.db, user)
+    let admin = crate::auth::admin::is_active_admin(&state.db, user)
         .await
         .map_err(|e| ApiError::storage("Server error", e))?;
     if admin {

@@ -252,7 +252,7 @@ async fn stats(
     caller: Option<AccessUser>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = match &caller {
-        Some(AccessUser(user)) => crate::accounts::users::is_active_admin(&collab.db, user)
+        Some(AccessUser(user)) => crate::auth::admin::is_active_admin(&collab.db, user)
             .await
             .map_err(|e| ApiError::storage("Server error", e))?,
         None => false,
